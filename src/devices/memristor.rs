@@ -1,0 +1,234 @@
+//! The volatile threshold-switching memristor (TSM, `.MODEL m MEMRISTOR
+//! LEVEL=101`), exactly as devices.md §2.2:
+//!
+//! ```text
+//! i     = v G(x),       G(x) = 1/R_off + (1/R_on − 1/R_off) x^P
+//! Vt(x) = V_on − (V_on − V_off) x
+//! s     = σ((|v| − Vt(x)) / V_s)
+//! dx/dt = s (1 − x)/τ_on − (1 − s) x/τ_off
+//! ```
+//!
+//! The state x is an MNA unknown. Its row is scaled by κ = min(τ_on, τ_off)
+//! (κ dx/dt − κ f = 0) so that its entries are O(1) next to the KCL rows.
+
+use super::*;
+
+/// Model parameters (SI units).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TsmModel {
+    pub ron: f64,
+    pub roff: f64,
+    pub von: f64,
+    pub voff: f64,
+    pub ton: f64,
+    pub toff: f64,
+    pub vs: f64,
+    pub p: f64,
+}
+
+impl Default for TsmModel {
+    /// devices.md §2.3 defaults.
+    fn default() -> Self {
+        TsmModel { ron: 100e3, roff: 10e6, von: 20e-3, voff: 2e-3, ton: 1e-6, toff: 1e-6, vs: 0.25e-3, p: 4.0 }
+    }
+}
+
+/// Smoothing of |v| at the origin (V); keeps d|v|/dv continuous for Newton.
+pub const ABS_SMOOTHING_V: f64 = 1e-6;
+
+/// Everything the solver needs at one (v, x): current, rates and slopes.
+#[derive(Clone, Copy, Debug)]
+pub struct TsmEval {
+    pub i: f64,
+    pub di_dv: f64,
+    pub di_dx: f64,
+    /// dx/dt
+    pub f: f64,
+    pub df_dv: f64,
+    pub df_dx: f64,
+}
+
+impl TsmModel {
+    /// Check the parameters; the message names the offending one.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [("RON", self.ron), ("ROFF", self.roff), ("TON", self.ton), ("TOFF", self.toff), ("VS", self.vs), ("P", self.p)];
+        for (name, v) in positive {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(format!("{name} must be positive and finite, got {v}"));
+            }
+        }
+        if !(self.voff >= 0.0 && self.von > self.voff) {
+            return Err(format!("need 0 <= VOFF < VON, got VON={} VOFF={}", self.von, self.voff));
+        }
+        Ok(())
+    }
+
+    /// Conductance at state x.
+    #[inline]
+    pub fn conductance(&self, x: f64) -> f64 {
+        let x = x.clamp(0.0, 1.0);
+        1.0 / self.roff + (1.0 / self.ron - 1.0 / self.roff) * x.powf(self.p)
+    }
+
+    /// Current, state rate and their derivatives at device voltage v, state x.
+    #[inline]
+    pub fn eval(&self, v: f64, x: f64) -> TsmEval {
+        let x = x.clamp(0.0, 1.0);
+        let dg = 1.0 / self.ron - 1.0 / self.roff;
+        let xp1 = if self.p == 4.0 { x * x * x } else { x.powf(self.p - 1.0) };
+        let g = 1.0 / self.roff + dg * xp1 * x;
+        let dg_dx = self.p * dg * xp1;
+        let av = (v * v + ABS_SMOOTHING_V * ABS_SMOOTHING_V).sqrt();
+        let vt = self.von - (self.von - self.voff) * x;
+        let u = (av - vt) / self.vs;
+        let s = 0.5 * (1.0 + (0.5 * u).tanh());
+        let ds_du = s * (1.0 - s);
+        let f = s * (1.0 - x) / self.ton - (1.0 - s) * x / self.toff;
+        let df_ds = (1.0 - x) / self.ton + x / self.toff;
+        let du_dv = (v / av) / self.vs;
+        let du_dx = (self.von - self.voff) / self.vs;
+        TsmEval {
+            i: v * g,
+            di_dv: g,
+            di_dx: v * dg_dx,
+            f,
+            df_dv: df_ds * ds_du * du_dv,
+            df_dx: -s / self.ton - (1.0 - s) / self.toff + df_ds * ds_du * du_dx,
+        }
+    }
+
+    /// The row scale κ of the state equation.
+    pub fn state_scale(&self) -> f64 {
+        self.ton.min(self.toff)
+    }
+}
+
+#[derive(Debug)]
+pub struct Memristor {
+    pub name: String,
+    pub a: Node,
+    pub b: Node,
+    pub model: TsmModel,
+    pub x0: f64,
+    pub state: usize,
+    slots: Slots2,
+    s_ax: Slot,
+    s_bx: Slot,
+    s_xa: Slot,
+    s_xb: Slot,
+    s_xx: Slot,
+}
+
+impl Memristor {
+    pub fn new(name: String, a: Node, b: Node, model: TsmModel, x0: f64) -> Self {
+        Memristor { name, a, b, model, x0, state: 0, slots: Slots2::default(), s_ax: None, s_bx: None, s_xa: None, s_xb: None, s_xx: None }
+    }
+}
+
+impl Device for Memristor {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn extra_unknowns(&self) -> Vec<(&'static str, UnknownKind)> {
+        vec![("", UnknownKind::State)]
+    }
+    fn bind_extra(&mut self, first: usize) {
+        self.state = first;
+    }
+    fn setup(&mut self, p: &mut dyn Pattern) {
+        let xs = Some(self.state);
+        self.slots = Slots2::new(p, self.a, self.b);
+        self.s_ax = p.entry(self.a, xs);
+        self.s_bx = p.entry(self.b, xs);
+        self.s_xa = p.entry(xs, self.a);
+        self.s_xb = p.entry(xs, self.b);
+        self.s_xx = p.entry(xs, xs);
+    }
+    fn eval(&self, ctx: &EvalCtx, s: &mut Stamp) {
+        let v = ctx.v(self.a) - ctx.v(self.b);
+        let x = ctx.x[self.state];
+        let e = self.model.eval(v, x);
+        s.f(self.a, e.i);
+        s.f(self.b, -e.i);
+        self.slots.conductance(s, e.di_dv);
+        s.jf(self.s_ax, e.di_dx);
+        s.jf(self.s_bx, -e.di_dx);
+        let k = self.model.state_scale();
+        let xs = Some(self.state);
+        s.q(xs, k * x);
+        s.jq(self.s_xx, k);
+        s.f(xs, -k * e.f);
+        s.jf(self.s_xa, -k * e.df_dv);
+        s.jf(self.s_xb, k * e.df_dv);
+        s.jf(self.s_xx, -k * e.df_dx);
+    }
+    fn is_linear(&self) -> bool {
+        false
+    }
+    fn limit(&self, x: &[f64], dx: &mut [f64]) {
+        // The rates vanish at 0 and 1, so the solution never leaves [0, 1];
+        // a Newton iterate that would is pulled back to the bound.
+        let i = self.state;
+        dx[i] = (x[i] + dx[i]).clamp(0.0, 1.0) - x[i];
+    }
+    fn power(&self, ctx: &EvalCtx) -> f64 {
+        let v = ctx.v(self.a) - ctx.v(self.b);
+        v * v * self.model.conductance(ctx.x[self.state])
+    }
+    fn state_unknown(&self) -> Option<usize> {
+        Some(self.state)
+    }
+    fn initial_condition(&self, x: &mut [f64]) {
+        x[self.state] = self.x0;
+    }
+    fn dc_paths(&self) -> Vec<(Node, Node)> {
+        vec![(self.a, self.b)]
+    }
+    fn terminals(&self) -> Vec<Node> {
+        vec![self.a, self.b]
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jacobian_matches_finite_differences() {
+        let m = TsmModel::default();
+        for &(v, x) in &[(0.0185, 0.01), (0.019, 0.3), (-0.01, 0.7), (0.003, 0.9), (0.0201, 0.5)] {
+            let e = m.eval(v, x);
+            let h = 1e-9;
+            let ev = |v, x| m.eval(v, x);
+            let num_di_dv = (ev(v + h, x).i - ev(v - h, x).i) / (2.0 * h);
+            let num_df_dv = (ev(v + h, x).f - ev(v - h, x).f) / (2.0 * h);
+            let num_di_dx = (ev(v, x + h).i - ev(v, x - h).i) / (2.0 * h);
+            let num_df_dx = (ev(v, x + h).f - ev(v, x - h).f) / (2.0 * h);
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(b.abs()) + 1e-12;
+            assert!(close(e.di_dv, num_di_dv), "di/dv {} vs {}", e.di_dv, num_di_dv);
+            assert!(close(e.df_dv, num_df_dv), "df/dv {} vs {}", e.df_dv, num_df_dv);
+            assert!(close(e.di_dx, num_di_dx), "di/dx {} vs {}", e.di_dx, num_di_dx);
+            assert!(close(e.df_dx, num_df_dx), "df/dx {} vs {}", e.df_dx, num_df_dx);
+        }
+    }
+
+    #[test]
+    fn bistable_between_thresholds() {
+        let m = TsmModel::default();
+        // Between V_off and V_on both x≈0 and x≈1 are attracting.
+        assert!(m.eval(0.010, 0.01).f < 0.0);
+        assert!(m.eval(0.010, 0.99).f > 0.0);
+        // Above V_on only ON, below V_off only OFF.
+        assert!(m.eval(0.021, 0.01).f > 0.0);
+        assert!(m.eval(0.001, 0.99).f < 0.0);
+    }
+
+    #[test]
+    fn validate_rejects_bad_thresholds() {
+        let m = TsmModel { von: 1e-3, voff: 2e-3, ..TsmModel::default() };
+        assert!(m.validate().unwrap_err().contains("VOFF"));
+    }
+}

@@ -1,0 +1,120 @@
+//! The LIF reset event device (`YRESET name mem ref model`, `.MODEL m
+//! NRESET VTH= VRESET= TREF=`): when v(mem,ref) rises through VTH the
+//! solver lands a step on the crossing, and the device sets
+//! v(mem) := v(ref) + VRESET. With TREF > 0 it then holds that voltage for
+//! TREF as an ideal source; otherwise its branch carries no current.
+
+use super::*;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResetModel {
+    pub vth: f64,
+    pub vreset: f64,
+    pub tref: f64,
+}
+
+impl Default for ResetModel {
+    fn default() -> Self {
+        ResetModel { vth: 20e-3, vreset: 0.0, tref: 0.0 }
+    }
+}
+
+impl ResetModel {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.vreset < self.vth) {
+            return Err(format!("VRESET ({}) must be below VTH ({})", self.vreset, self.vth));
+        }
+        if !(self.tref >= 0.0 && self.tref.is_finite()) {
+            return Err(format!("TREF must be >= 0, got {}", self.tref));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Reset {
+    pub name: String,
+    pub mem: Node,
+    pub reference: Node,
+    pub model: ResetModel,
+    pub branch: usize,
+    /// While clamped (refractory), the time the clamp ends.
+    clamped_until: Option<f64>,
+    slots: [Slot; 5],
+}
+
+impl Reset {
+    pub fn new(name: String, mem: Node, reference: Node, model: ResetModel) -> Self {
+        Reset { name, mem, reference, model, branch: 0, clamped_until: None, slots: [None; 5] }
+    }
+}
+
+impl Device for Reset {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn extra_unknowns(&self) -> Vec<(&'static str, UnknownKind)> {
+        vec![("", UnknownKind::Current)]
+    }
+    fn bind_extra(&mut self, first: usize) {
+        self.branch = first;
+    }
+    fn setup(&mut self, p: &mut dyn Pattern) {
+        let i = Some(self.branch);
+        self.slots = [p.entry(self.mem, i), p.entry(self.reference, i), p.entry(i, self.mem), p.entry(i, self.reference), p.entry(i, i)];
+    }
+    fn eval(&self, ctx: &EvalCtx, s: &mut Stamp) {
+        let i = ctx.x[self.branch];
+        let [mi, ri, im, ir, ii] = self.slots;
+        s.f(self.mem, i);
+        s.f(self.reference, -i);
+        s.jf(mi, 1.0);
+        s.jf(ri, -1.0);
+        let br = Some(self.branch);
+        if self.clamped_until.is_some() {
+            s.f(br, ctx.v(self.mem) - ctx.v(self.reference) - self.model.vreset);
+            s.jf(im, 1.0);
+            s.jf(ir, -1.0);
+        } else {
+            s.f(br, i);
+            s.jf(ii, 1.0);
+        }
+    }
+    fn event_count(&self) -> usize {
+        1
+    }
+    fn event_indicator(&self, _k: usize, x: &[f64]) -> f64 {
+        if self.clamped_until.is_some() {
+            return -1.0;
+        }
+        let at = |n: Node| n.map_or(0.0, |i| x[i]);
+        at(self.mem) - at(self.reference) - self.model.vth
+    }
+    fn fire(&mut self, _k: usize, time: f64, x: &mut [f64]) -> bool {
+        if let Some(m) = self.mem {
+            x[m] = self.reference.map_or(0.0, |r| x[r]) + self.model.vreset;
+        }
+        if self.model.tref > 0.0 {
+            self.clamped_until = Some(time + self.model.tref);
+        }
+        true
+    }
+    fn next_timed_change(&self, time: f64) -> Option<f64> {
+        self.clamped_until.filter(|&t| t > time)
+    }
+    fn timed_change(&mut self, _time: f64) {
+        self.clamped_until = None;
+    }
+    fn reset_state(&mut self) {
+        self.clamped_until = None;
+    }
+    fn dc_paths(&self) -> Vec<(Node, Node)> {
+        Vec::new()
+    }
+    fn terminals(&self) -> Vec<Node> {
+        vec![self.mem, self.reference]
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
