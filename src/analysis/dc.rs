@@ -31,7 +31,7 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, source: &str, start: f64, stop:
         if continued {
             x = trial;
         } else if let Err(e) = op::solve(circuit, mna, &mut x, 0.0, true) {
-            result = Err(AnalysisError::DcFailed { source: source.to_string(), value, detail: e.describe(circuit) });
+            result = Err(AnalysisError::DcFailed { name: source.to_string(), value, detail: e.describe(circuit) });
             break;
         }
         have_previous = true;

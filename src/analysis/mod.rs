@@ -15,8 +15,8 @@ pub enum AnalysisError {
     Setup(String),
     #[error("operating point failed (after gmin and source stepping): {0}")]
     OpFailed(String),
-    #[error("dc sweep failed at {source} = {value:.6e}: {detail}")]
-    DcFailed { source: String, value: f64, detail: String },
+    #[error("dc sweep failed at {name} = {value:.6e}: {detail}")]
+    DcFailed { name: String, value: f64, detail: String },
     #[error("transient analysis failed at t = {time:.9e} s with step {step:.3e} s: {detail}")]
     TranFailed { time: f64, step: f64, detail: String },
 }

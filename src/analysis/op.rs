@@ -57,8 +57,8 @@ pub fn solve(circuit: &Circuit, mna: &mut Mna, x: &mut [f64], time: f64, dc_anal
 
     // Source stepping: ramp every source from 0 with adaptive increments.
     x.copy_from_slice(&guess);
-    let mut scale = 0.0;
-    let mut step = 0.1;
+    let mut scale: f64 = 0.0;
+    let mut step: f64 = 0.1;
     let mut last_good = x.to_vec();
     if mna.newton(circuit, x, &system(o.gmin, 0.0)).is_err() {
         return Err(first);
