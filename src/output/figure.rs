@@ -23,6 +23,8 @@ const MARGIN: u32 = 12;
 /// Pixel columns of a plot area, for thinning.
 const PLOT_COLUMNS: usize = (WIDTH - Y_LABEL_AREA - 2 * MARGIN) as usize;
 const FONT: &str = "sans-serif";
+/// Raster ticks get their own colour so they are told apart from axis lines.
+const SPIKE_COLOR: RGBColor = RGBColor(20, 20, 120);
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -119,7 +121,9 @@ pub fn neuron_figure(
             None => "Input (nA)".to_string(),
         };
         match &input_points {
-            Some(points) => line_panel(&areas[0], &x_range, None, &input_desc, points, &BLUE)?,
+            Some(points) => {
+                line_panel(&areas[0], &x_range, None, &input_desc, points, &BLUE, false)?
+            }
             None => note_panel(
                 &areas[0],
                 &x_range,
@@ -139,6 +143,7 @@ pub fn neuron_figure(
             &membrane_desc,
             &membrane_points,
             &RED,
+            false,
         )?;
 
         raster_panel(&areas[2], &x_range, &visible_spikes)?;
@@ -158,6 +163,7 @@ pub fn neuron_figure(
             filter_desc,
             &filter_points,
             &BLACK,
+            true,
         )?;
         Ok(())
     })
@@ -208,10 +214,14 @@ pub fn line_figure(
             .x_label_area_size(X_LABEL_AREA)
             .y_label_area_size(Y_LABEL_AREA)
             .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+        let x_ticks = tick_formatter(&x_range);
+        let y_ticks = tick_formatter(&y_range);
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
+            .x_label_formatter(&x_ticks)
+            .y_label_formatter(&y_ticks)
             .axis_desc_style((FONT, 16))
             .label_style((FONT, 13))
             .draw()?;
@@ -288,6 +298,57 @@ fn render_svg(
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
+}
+
+/// Tick labels for an axis spanning `range`: plain decimals with no trailing
+/// zeros for magnitudes from 1e-3 to 1e5 (`-55`, `0.25`), otherwise short
+/// scientific notation (`2.5e-9`); float noise around zero prints as `0`.
+fn tick_formatter(range: &std::ops::Range<f64>) -> impl Fn(&f64) -> String {
+    let span = (range.end - range.start).abs();
+    let scale = range.start.abs().max(range.end.abs());
+    move |&v: &f64| {
+        if !v.is_finite() {
+            return format!("{v}");
+        }
+        if v == 0.0 || v.abs() <= span * 1e-9 {
+            return "0".into();
+        }
+        let span_digits = if span > 0.0 {
+            span.log10().floor() as i32
+        } else {
+            0
+        };
+        if (1e-3..1e5).contains(&scale) {
+            let decimals = (1 - span_digits).clamp(0, 12) as usize;
+            trim_zeros(&format!("{v:.decimals$}"))
+        } else {
+            let extra = if span > 0.0 {
+                (scale / span).log10().ceil().max(0.0) as usize
+            } else {
+                0
+            };
+            let digits = (extra + 1).min(6);
+            let text = format!("{v:.digits$e}");
+            match text.split_once('e') {
+                Some((mantissa, exponent)) => format!("{}e{exponent}", trim_zeros(mantissa)),
+                None => text,
+            }
+        }
+    }
+}
+
+/// `2.500` → `2.5`, `50.0` → `50`, `-0.0` → `0`.
+fn trim_zeros(text: &str) -> String {
+    let trimmed = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        text
+    };
+    if trimmed == "-0" {
+        "0".into()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 fn finite_min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
@@ -411,6 +472,9 @@ fn panel_chart<'a, 'b>(
     Ok(chart)
 }
 
+/// A panel with one curve; `from_zero` keeps 0 at the bottom of the y axis
+/// (for traces that are never negative, such as a rate).
+#[allow(clippy::too_many_arguments)]
 fn line_panel(
     area: &DrawingArea<SVGBackend, Shift>,
     x_range: &std::ops::Range<f64>,
@@ -418,11 +482,19 @@ fn line_panel(
     y_desc: &str,
     points: &[(f64, f64)],
     color: &RGBColor,
+    from_zero: bool,
 ) -> DrawResult {
-    let y_range = padded_range(points.iter().map(|p| p.1), 0.08);
+    let mut y_range = padded_range(points.iter().map(|p| p.1), 0.08);
+    if from_zero {
+        y_range = 0.0..y_range.end.max(1.0);
+    }
+    let x_ticks = tick_formatter(x_range);
+    let y_ticks = tick_formatter(&y_range);
     let mut chart = panel_chart(area, x_range, y_range, x_desc)?;
     let mut mesh = chart.configure_mesh();
     mesh.y_desc(y_desc)
+        .x_label_formatter(&x_ticks)
+        .y_label_formatter(&y_ticks)
         .y_labels(5)
         .axis_desc_style((FONT, 15))
         .label_style((FONT, 12));
@@ -494,7 +566,7 @@ fn raster_panel(
     chart.draw_series(
         ticks
             .into_iter()
-            .map(|t| PathElement::new(vec![(t, 0.15), (t, 0.85)], BLACK.stroke_width(1))),
+            .map(|t| PathElement::new(vec![(t, 0.15), (t, 0.85)], SPIKE_COLOR.stroke_width(1))),
     )?;
     Ok(())
 }
@@ -565,12 +637,11 @@ mod tests {
                 "Time (ms)",
             ],
         );
-        // One raster tick per spike: 24 two-point paths in the raster colour.
-        let ticks = svg
-            .lines()
-            .filter(|l| l.starts_with("<polyline") && l.matches(',').count() == 2)
-            .count();
-        assert!(ticks >= 24, "{ticks} short polylines");
+        // One raster tick per spike, in the raster colour.
+        let ticks = svg.matches("stroke=\"#141478\"").count();
+        assert_eq!(ticks, 24);
+        // Tick labels are trimmed decimals: `100`, not `100.0`.
+        assert!(svg.contains(">\n100\n<") && !svg.contains(">\n100.0\n<"));
     }
 
     #[test]
@@ -686,6 +757,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("short") && err.contains("fi.svg"), "{err}");
+    }
+
+    #[test]
+    fn tick_labels_are_short_and_exact() {
+        let ms = tick_formatter(&(0.0..500.0));
+        assert_eq!([ms(&0.0), ms(&50.0), ms(&450.0)], ["0", "50", "450"]);
+        let mv = tick_formatter(&(-71.6..-48.4));
+        assert_eq!([mv(&-55.0), mv(&-70.0)], ["-55", "-70"]);
+        let na = tick_formatter(&(-0.2..2.7));
+        assert_eq!([na(&0.5), na(&2.0), na(&1e-17)], ["0.5", "2", "0"]);
+        let amps = tick_formatter(&(0.0..3.9e-9));
+        assert_eq!([amps(&5e-10), amps(&2.5e-9)], ["5e-10", "2.5e-9"]);
+        let offset = tick_formatter(&(1.0e6..1.0001e6));
+        assert_eq!(offset(&1.00005e6), "1.00005e6");
     }
 
     #[test]
