@@ -669,6 +669,36 @@ mod tests {
     }
 
     #[test]
+    fn reads_ngspice_binary_output() {
+        // ngspice-39 `-b -r` output of the divider above, binary form.
+        let dc = &parse_raw(include_bytes!("testdata/ngspice39_dc_binary.raw")).unwrap()[0];
+        let ascii = &parse_raw(NGSPICE_DC_ASCII.as_bytes()).unwrap()[0];
+        assert_eq!(dc.signals, ascii.signals);
+        assert_eq!(dc.sweep, ascii.sweep);
+
+        // Iin = 2 nA into 0.2 nF || 10 MΩ to -70 mV, 20 µs of transient: the
+        // membrane sits at its operating point, -70 mV + 2 nA · 10 MΩ = -50 mV.
+        let tran = &parse_raw(include_bytes!("testdata/ngspice39_rc_tran_binary.raw")).unwrap()[0];
+        assert_eq!(tran.analysis, "tran");
+        assert_eq!(tran.sweep_name, "time");
+        assert_eq!(tran.sweep.len(), 59);
+        assert_eq!(tran.sweep[0], 0.0);
+        assert!((tran.sweep[58] - 20e-6).abs() < 1e-18);
+        assert!(tran.sweep.windows(2).all(|t| t[0] < t[1]));
+        let names: Vec<&str> = tran.signals.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["v(mem)", "v(rest)", "i(vl)"]);
+        for (name, expected) in [("v(mem)", -0.05), ("v(rest)", -0.07), ("i(vl)", 2e-9)] {
+            let values = &tran.signal(name).unwrap().values;
+            assert!(
+                values
+                    .iter()
+                    .all(|v| (v - expected).abs() < 1e-12 * expected.abs()),
+                "{name}: {values:?}"
+            );
+        }
+    }
+
+    #[test]
     fn reads_ngspice_binary_output_with_two_plots() {
         // ngspice's binary layout, built by hand: an op plot then a tran plot,
         // with the padded `No. Points:` and CRLF line ends of some writers.
