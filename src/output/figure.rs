@@ -394,7 +394,8 @@ pub(crate) fn min_max_decimate(
         .map(|(&x, &y)| (x, y))
         .collect();
     let sorted = finite.windows(2).all(|w| w[0].0 <= w[1].0);
-    if finite.len() <= 4 * columns || columns == 0 || !(x1 > x0) || !sorted {
+    let span_ok = x1 > x0; // false for NaN too
+    if finite.len() <= 4 * columns || columns == 0 || !span_ok || !sorted {
         return finite;
     }
     let per_unit = columns as f64 / (x1 - x0);
@@ -432,7 +433,8 @@ pub(crate) fn min_max_decimate(
 /// Spike times thinned to one tick per pixel column (ticks closer than a
 /// pixel would draw on top of each other). `ticks` must be sorted.
 fn thin_ticks(ticks: &[f64], x0: f64, x1: f64, columns: usize) -> Vec<f64> {
-    if !(x1 > x0) || columns == 0 {
+    let span_ok = x1 > x0; // false for NaN too
+    if !span_ok || columns == 0 {
         return ticks.to_vec();
     }
     let per_unit = columns as f64 / (x1 - x0);

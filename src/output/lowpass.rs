@@ -34,7 +34,9 @@ pub fn lowpass_spike_train(
     t1: f64,
     n_points: usize,
 ) -> Vec<f64> {
-    if !(tau_s.is_finite() && tau_s > 0.0) || t1 < t0 || !t0.is_finite() || !t1.is_finite() {
+    let meaningful =
+        tau_s.is_finite() && tau_s > 0.0 && t0.is_finite() && t1.is_finite() && t1 >= t0;
+    if !meaningful {
         return vec![f64::NAN; n_points];
     }
     let mut sorted: Vec<f64> = spikes.iter().copied().filter(|t| t.is_finite()).collect();

@@ -374,13 +374,12 @@ fn parse_plot(cursor: &mut Cursor) -> Result<Waveforms, ParseError> {
         match key.trim().to_ascii_lowercase().as_str() {
             "title" => title = value.trim().to_string(),
             "plotname" => plot_name = Some(value.trim().to_string()),
-            "flags" => {
+            "flags"
                 if value
                     .split_whitespace()
-                    .any(|f| f.eq_ignore_ascii_case("complex"))
-                {
-                    return Err((line, "complex data (AC analysis) is not supported".into()));
-                }
+                    .any(|f| f.eq_ignore_ascii_case("complex")) =>
+            {
+                return Err((line, "complex data (AC analysis) is not supported".into()));
             }
             "no. variables" => n_vars = Some(parse_count(value, "No. Variables", line)?),
             "no. points" => n_points = Some(parse_count(value, "No. Points", line)?),
@@ -434,7 +433,10 @@ fn parse_plot(cursor: &mut Cursor) -> Result<Waveforms, ParseError> {
         return Err(missing("Variables:"));
     }
 
-    let mut columns = vec![Vec::with_capacity(n_points); n_vars];
+    // Every value takes at least one byte, so the file bounds the capacity
+    // even when the header claims absurdly many points.
+    let capacity = n_points.min(cursor.data.len() - cursor.pos);
+    let mut columns = vec![Vec::with_capacity(capacity); n_vars];
     if binary {
         let need = n_points
             .checked_mul(n_vars)
@@ -727,7 +729,7 @@ mod tests {
 
     #[test]
     fn malformed_files_give_located_errors() {
-        let cases: [(&[u8], usize, &str); 5] = [
+        let cases: [(&[u8], usize, &str); 6] = [
             (
                 b"Title: t\nPlotname: AC Analysis\nFlags: complex\n",
                 3,
@@ -746,6 +748,12 @@ mod tests {
                 "truncated",
             ),
             (b"Plotname: x\nNo. Variables: two\n", 2, "not a count"),
+            (
+                b"Plotname: Transient Analysis\nNo. Variables: 1\nNo. Points: 999999999999999\n\
+                  Variables:\n\t0\ttime\ttime\nValues:\n0\t1\n",
+                8,
+                "file ends before point 1",
+            ),
             (b"garbage here\n", 1, "Key: value"),
         ];
         for (bytes, line, needle) in cases {
