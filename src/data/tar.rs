@@ -241,7 +241,7 @@ pub(crate) mod tests {
         assert_eq!(m[0], ("dir/a.bin".to_string(), vec![1, 2, 3]));
         assert_eq!(m[1].1.len(), 600);
 
-        let e = members(&a[..1024 + 100]).unwrap_err().to_string();
+        let e = members(&a[..1536 + 100]).unwrap_err().to_string();
         assert!(e.contains("member dir/b.txt should hold 600 bytes"), "{e}");
         let e = members(&a[..300]).unwrap_err().to_string();
         assert!(e.contains("truncated header"), "{e}");
