@@ -82,7 +82,9 @@ pub fn check_location(location: &DatasetLocation) -> LocationCheck {
                 .collect::<Vec<_>>()
         })
         .collect();
-    paths.dedup();
+    // Train and test share batches.meta.txt: list every file once.
+    let mut seen = std::collections::HashSet::new();
+    paths.retain(|p| seen.insert(p.clone()));
     let recorded = if location.variant == Variant::Cifar10 {
         read_sha256sums(&location.dir).unwrap_or_default()
     } else {
