@@ -1,5 +1,7 @@
 //! Command-line interface: one file per subcommand; `main.rs` stays thin.
 
+pub mod data;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -21,7 +23,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Download datasets and check the ones on disk.
+    Data(data::DataArgs),
+}
 
 /// Parse arguments, run the subcommand, and turn errors into a message and exit code 1.
 pub fn main() -> ExitCode {
@@ -45,5 +50,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Data(args) => data::run(args, cli.quiet),
+    }
 }
