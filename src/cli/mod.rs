@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand; `main.rs` stays thin.
 
 pub mod data;
+pub mod sim;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Simulate a netlist with the general circuit engine (.op, .dc, .tran).
+    Sim(sim::SimArgs),
     /// Download datasets and check the ones on disk.
     Data(data::DataArgs),
 }
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Sim(args) => sim::run(args, cli.quiet),
         Command::Data(args) => data::run(args, cli.quiet),
     }
 }
