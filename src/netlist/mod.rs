@@ -8,6 +8,8 @@ pub mod ast;
 mod expr;
 mod lexer;
 mod parse;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
