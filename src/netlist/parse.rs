@@ -431,6 +431,21 @@ impl<'a> Cur<'a> {
                 if self.peek_kind(0) == Some(TokKind::Eq) {
                     self.i += 1;
                     let value = self.value("a value")?;
+                    // `k = a * 2`: SPICE expressions need braces.
+                    if let Some(next) = self.peek() {
+                        let text = self.raw(next);
+                        if next.kind == TokKind::Word && text.starts_with(['*', '/', '^', '+', '-'])
+                        {
+                            return Err(self.error(
+                                next.start,
+                                format!(
+                                    "unexpected '{}' after '{}' (write expressions in braces: {{...}})",
+                                    shorten(text),
+                                    self.so_far()
+                                ),
+                            ));
+                        }
+                    }
                     Ok(Assign { name, value, span })
                 } else if flags {
                     Ok(Assign {
