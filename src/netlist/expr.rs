@@ -89,22 +89,22 @@ impl Drop for DepthGuard {
     }
 }
 
-/// Scale factor of an engineering suffix; unknown letters are a unit (1).
-fn suffix_scale(letters: &str) -> f64 {
+/// Power of ten of an engineering suffix; unknown letters are a unit (0).
+fn suffix_exponent(letters: &str) -> i64 {
     let lower = letters.to_ascii_lowercase();
     if lower.starts_with("meg") {
-        return 1e6;
+        return 6;
     }
     match lower.chars().next() {
-        Some('f') => 1e-15,
-        Some('p') => 1e-12,
-        Some('n') => 1e-9,
-        Some('u') => 1e-6,
-        Some('m') => 1e-3,
-        Some('k') => 1e3,
-        Some('g') => 1e9,
-        Some('t') => 1e12,
-        _ => 1.0,
+        Some('f') => -15,
+        Some('p') => -12,
+        Some('n') => -9,
+        Some('u') => -6,
+        Some('m') => -3,
+        Some('k') => 3,
+        Some('g') => 9,
+        Some('t') => 12,
+        _ => 0,
     }
 }
 
@@ -130,10 +130,25 @@ fn mantissa_exponent(input: &str) -> Res<'_, &str> {
 fn unsigned_number(input: &str) -> Res<'_, f64> {
     let (rest, digits) = mantissa_exponent(input)?;
     let (rest, letters) = alpha0(rest)?;
-    let Ok(mantissa) = digits.parse::<f64>() else {
-        return failure(input, format!("bad number '{digits}'"));
+    // Shift the decimal exponent rather than multiply, so that `3n` is the
+    // same double as `3e-9`.
+    let (mantissa, exponent) = match digits.find(['e', 'E']) {
+        Some(i) => {
+            let written = &digits[i + 1..];
+            // An exponent too long for i64 saturates (to 0 or infinity below).
+            let saturated = if written.starts_with('-') {
+                i64::MIN / 2
+            } else {
+                i64::MAX / 2
+            };
+            (&digits[..i], written.parse::<i64>().unwrap_or(saturated))
+        }
+        None => (digits, 0),
     };
-    let value = mantissa * suffix_scale(letters);
+    let shifted = exponent.saturating_add(suffix_exponent(letters));
+    let value = format!("{mantissa}e{shifted}")
+        .parse::<f64>()
+        .unwrap_or(f64::INFINITY);
     if !value.is_finite() {
         return failure(input, format!("number '{digits}{letters}' is out of range"));
     }
@@ -536,7 +551,7 @@ mod tests {
     }
 
     fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1e-300)
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
     }
 
     /// Evaluate with p=2, q=3 and a user function f(a, b) = a*b + 1.
@@ -585,6 +600,7 @@ mod tests {
             ("2e", 2.0),
             ("1e-3k", 1.0),
             ("100K", 1e5),
+            ("1e-99999999999999999999999", 0.0),
         ];
         for (text, expected) in cases {
             let got = parse_number(text).unwrap_or_else(|| panic!("{text} should parse"));

@@ -1,5 +1,19 @@
 //! SPICE-dialect netlist parser (nom). See `ast` for what it produces.
 //!
+//! Dialect notes (everything else unsupported is an error, never skipped):
+//! - The first line is the title, always; included files have no title.
+//! - Names, nodes, models and parameters are stored lower-case; so is
+//!   `Element::name`, and for `YMEMRISTOR M1 ...` it is `m1`, with the span
+//!   on `M1`.
+//! - A value is a number (`0.2nF`: suffix, then ignored unit letters),
+//!   `{expr}`, `'expr'` or a bare parameter name.
+//! - `.spike node MEMRISTOR=...` without `LEVEL=` gets level 0.5.
+//! - `.neuron input=NODE` stores the node as `Expr::Var(node)`, whatever
+//!   its spelling (`input=1` gives `Var("1")`).
+//! - Inside `.subckt` only elements, `.param`, `.func`, `.model`,
+//!   `.subckt` and `.include` are allowed.
+//! - `.end` ends the netlist; in an included file it ends that file.
+//!
 //! - [`lexer`]: logical lines (title, comments, `+` continuations) and tokens;
 //! - [`expr`]: numbers with engineering suffixes and `{...}` expressions;
 //! - [`parse`]: element cards and directives, `.subckt` and `.include`.
@@ -8,6 +22,8 @@ pub mod ast;
 mod expr;
 mod lexer;
 mod parse;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::Arc;

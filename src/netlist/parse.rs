@@ -195,7 +195,7 @@ impl Parser {
             unreachable!("the directive token was peeked")
         };
         let name = match cur.peek() {
-            Some(t) if t.kind == TokKind::Str => {
+            Some(t) if matches!(t.kind, TokKind::Str | TokKind::Quote) => {
                 let (start, end) = t.inner_range();
                 &cur.line.text[start..end]
             }
@@ -431,6 +431,21 @@ impl<'a> Cur<'a> {
                 if self.peek_kind(0) == Some(TokKind::Eq) {
                     self.i += 1;
                     let value = self.value("a value")?;
+                    // `k = a * 2`: SPICE expressions need braces.
+                    if let Some(next) = self.peek() {
+                        let text = self.raw(next);
+                        if next.kind == TokKind::Word && text.starts_with(['*', '/', '^', '+', '-'])
+                        {
+                            return Err(self.error(
+                                next.start,
+                                format!(
+                                    "unexpected '{}' after '{}' (write expressions in braces: {{...}})",
+                                    shorten(text),
+                                    self.so_far()
+                                ),
+                            ));
+                        }
+                    }
                     Ok(Assign { name, value, span })
                 } else if flags {
                     Ok(Assign {
@@ -804,6 +819,18 @@ fn source_spec(cur: &mut Cur) -> Result<SourceSpec, ParseError> {
             cur.bump();
             spec.dc = Some(cur.value("a DC value")?);
             continue;
+        }
+        let waveform_name = matches!(word.as_str(), "sin" | "pulse" | "pwl" | "exp" | "sffm");
+        if t.kind == TokKind::Word && waveform_name && !call {
+            cur.bump();
+            return Err(cur.error(
+                cur.here(),
+                format!(
+                    "expected '(' after '{}', found {} (waveform arguments go in parentheses)",
+                    cur.raw(t),
+                    cur.describe_next()
+                ),
+            ));
         }
         if call {
             let written = cur.raw(t).to_string();
