@@ -1,7 +1,8 @@
 //! Results on disk: CSV, ngspice-compatible raw files, JSON summaries and figures.
 //!
 //! - [`write_waveforms_csv`], [`write_spikes_csv`]: plain CSV, full `f64` precision.
-//! - [`write_raw`], [`read_raw`], [`read_raw_plots`]: ngspice raw files (ASCII or binary).
+//! - [`write_raw`], [`write_raw_plots`], [`read_raw`], [`read_raw_plots`]: ngspice raw
+//!   files (ASCII or binary).
 //! - [`RunSummary`]: the JSON summary of one `circsnn sim` run.
 //! - [`neuron_figure`], [`line_figure`]: SVG figures.
 //! - [`lowpass_spike_train`]: a spike train through an exponential synapse.
@@ -17,7 +18,7 @@ pub use csv::{write_spikes_csv, write_waveforms_csv};
 pub use error::OutputError;
 pub use figure::{line_figure, neuron_figure};
 pub use lowpass::{lowpass_spike_train, uniform_grid};
-pub use raw::{read_raw, read_raw_plots, write_raw, write_raw_to, RawFormat};
+pub use raw::{read_raw, read_raw_plots, write_raw, write_raw_plots, write_raw_to, RawFormat};
 pub use summary::RunSummary;
 
 /// What a signal measures; decides its unit and its raw-file type.

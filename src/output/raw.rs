@@ -47,16 +47,27 @@ pub enum RawFormat {
 
 /// Writes `waveforms` as one plot of an ngspice raw file, dated now (UTC).
 pub fn write_raw(path: &Path, waveforms: &Waveforms, format: RawFormat) -> Result<(), OutputError> {
-    waveforms.check_lengths(path)?;
+    write_raw_plots(path, std::slice::from_ref(waveforms), format)
+}
+
+/// Writes several plots, one after another, into one raw file (as ngspice
+/// does for several analyses or `.step` runs); [`read_raw_plots`] reads them
+/// back in order.
+pub fn write_raw_plots(
+    path: &Path,
+    plots: &[Waveforms],
+    format: RawFormat,
+) -> Result<(), OutputError> {
+    for plot in plots {
+        plot.check_lengths(path)?;
+    }
     let file = File::create(path).map_err(|e| OutputError::io(path, e))?;
     let mut out = BufWriter::new(file);
-    write_raw_to(
-        &mut out,
-        waveforms,
-        format,
-        &ngspice_date(SystemTime::now()),
-    )
-    .map_err(|e| OutputError::io(path, e))
+    let date = ngspice_date(SystemTime::now());
+    for plot in plots {
+        write_raw_to(&mut out, plot, format, &date).map_err(|e| OutputError::io(path, e))?;
+    }
+    Ok(())
 }
 
 /// Writes one raw plot to any writer, with the given `Date:` text (so tests
@@ -596,6 +607,21 @@ mod tests {
         );
         for format in [RawFormat::Ascii, RawFormat::Binary] {
             assert_eq!(round_trip(&w, format), w);
+        }
+    }
+
+    #[test]
+    fn several_plots_round_trip_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps.raw");
+        let mut second = sample("tran");
+        second.title = "second step".into();
+        second.signals[0].values.iter_mut().for_each(|v| *v *= 2.0);
+        let plots = [sample("dc"), sample("tran"), second];
+        for format in [RawFormat::Ascii, RawFormat::Binary] {
+            write_raw_plots(&path, &plots, format).unwrap();
+            assert_eq!(read_raw_plots(&path).unwrap(), plots, "{format:?}");
+            assert_eq!(read_raw(&path).unwrap(), plots[0]);
         }
     }
 
