@@ -14,9 +14,9 @@
 //!   `.subckt` and `.include` are allowed.
 //! - `.end` ends the netlist; in an included file it ends that file.
 //!
-//! - [`lexer`]: logical lines (title, comments, `+` continuations) and tokens;
-//! - [`expr`]: numbers with engineering suffixes and `{...}` expressions;
-//! - [`parse`]: element cards and directives, `.subckt` and `.include`.
+//! - `lexer`: logical lines (title, comments, `+` continuations) and tokens;
+//! - `expr`: numbers with engineering suffixes and `{...}` expressions;
+//! - `parse`: element cards and directives, `.subckt` and `.include`.
 
 pub mod ast;
 mod expr;

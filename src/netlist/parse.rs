@@ -472,9 +472,18 @@ impl<'a> Cur<'a> {
 
     /// `n` node names.
     fn nodes(&mut self, n: usize) -> Result<Vec<String>, ParseError> {
-        (1..=n)
-            .map(|k| self.name(&format!("node {k} of {n}")))
-            .collect()
+        let mut nodes = Vec::with_capacity(n);
+        for k in 1..=n {
+            match self.peek() {
+                Some(t) if t.kind == TokKind::Word => {
+                    self.i += 1;
+                    nodes.push(self.raw(t).to_ascii_lowercase());
+                }
+                // The label is only formatted on the error path.
+                _ => return Err(self.expected(&format!("node {k} of {n}"))),
+            }
+        }
+        Ok(nodes)
     }
 }
 
