@@ -85,7 +85,8 @@ fn coefficients(method: Method, order: usize, h: f64, hist: &History, c: &mut [f
 /// The largest ratio of estimated local truncation error to tolerance over
 /// the differential unknowns, from divided differences of the solution
 /// through the new point; `None` when there are too few points yet.
-fn error_ratio(mna: &Mna, differential: &[bool], t_new: f64, x_new: &[f64], hist: &History, method: Method, order: usize, trtol: f64) -> Option<f64> {
+#[allow(clippy::too_many_arguments)]
+fn error_ratio(mna: &Mna, differential: &[bool], t_new: f64, x_new: &[f64], hist: &History, method: Method, order: usize, trtol: f64) -> Option<(f64, usize)> {
     // Old points needed besides the new one; right after a restart an
     // order-2 step is checked with the (stricter) first-order estimate.
     if hist.len() < 2 {
@@ -94,7 +95,7 @@ fn error_ratio(mna: &Mna, differential: &[bool], t_new: f64, x_new: &[f64], hist
     let order = if hist.len() < 3 { 1 } else { order };
     let h = t_new - hist.t[0];
     let ts = [t_new, hist.t[0], hist.t.get(1).copied().unwrap_or(0.0), hist.t.get(2).copied().unwrap_or(0.0)];
-    let mut worst: f64 = 0.0;
+    let mut worst = (0.0f64, 0usize);
     for i in 0..x_new.len() {
         if !differential[i] {
             continue;
@@ -114,7 +115,9 @@ fn error_ratio(mna: &Mna, differential: &[bool], t_new: f64, x_new: &[f64], hist
             constant * h * h * h * d3
         };
         let tol = trtol * mna.tolerance(i, x_new[i], hist.x[0][i]);
-        worst = worst.max(lte.abs() / tol);
+        if lte.abs() / tol > worst.0 {
+            worst = (lte.abs() / tol, i);
+        }
     }
     Some(worst)
 }
@@ -241,12 +244,13 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
         }
         let t_new = t + h;
         let ratio = error_ratio(mna, &differential, t_new, &x_new, &hist, o.method, order, o.trtol);
-        if let Some(r) = ratio {
+        if let Some((r, at)) = ratio {
             if r > 1.0 {
                 rejected += 1;
                 h *= (0.9 * r.powf(-1.0 / (order as f64 + 1.0))).clamp(0.1, 0.9);
                 if h < hmin {
-                    return Err(fail(t, h, "the truncation error stays above tolerance at the minimum step".into()));
+                    let what = circuit.describe_unknown(at);
+                    return Err(fail(t, h, format!("the truncation error of {what} stays {r:.1}× above tolerance at the minimum step {hmin:.1e} s")));
                 }
                 continue;
             }
@@ -329,7 +333,7 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
         } else {
             order = (order + 1).min(max_order).min(hist.len());
             let grow = match ratio {
-                Some(r) if r > 0.0 => (0.9 * r.powf(-1.0 / (order as f64 + 1.0))).min(2.0),
+                Some((r, _)) if r > 0.0 => (0.9 * r.powf(-1.0 / (order as f64 + 1.0))).min(2.0),
                 _ => 2.0,
             };
             h *= grow.max(0.5);
