@@ -4,8 +4,10 @@
 #   fi.csv    neuron,current_a,rate_hz,first_spike_s   (0.2 s runs, rate from the mean ISI after the first spike)
 #   sine.csv  neuron,time_s                            (every spike of the 1 s sine bench)
 #   mif_wave.csv time_s,v_mem_v                         (MIF at 2.5 nA, first 20 ms, every accepted ngspice point)
-# Spike rule: LIF = upward crossing of V(mem) = -50 mV (the switch fires there);
-# MIF/MIF2 = upward crossing of max(x1[,x2]) = 0.5, both linearly interpolated.
+# Spike rule: LIF = the reset, a drop of V(mem) by more than 10 mV between points
+# (the switch closes within ns of V = -50 mV);
+# MIF/MIF2 = upward crossing of max(x1[,x2]) = 0.5, both linearly interpolated;
+# a crossing counts again only after x fell below 0.3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
@@ -16,8 +18,16 @@ command -v ngspice >/dev/null || { echo "ngspice not found (apt-get install ngsp
 # spikes FILE NEURON -> one spike time per line
 spikes() {
   awk -v neuron="$2" '
-    { t=$1; v=$2; if (neuron=="lif") { s=v; lvl=-0.05 } else { s=$4; if (neuron=="mif2" && $6>s) s=$6; lvl=0.5 }
-      if (NR>1 && ps<lvl && s>=lvl) printf "%.10e\n", pt + (t-pt)*(lvl-ps)/(s-ps);
+    { t=$1; v=$2; if (neuron=="lif") {
+        # The switch fires within ns of V = -50 mV; its reset is the drop.
+        if (NR>1 && pv - v > 0.01) printf "%.10e\n", pt;
+        pt=t; pv=v; next }
+      s=$4+0; if (neuron=="mif2" && $6+0>s) s=$6+0; lvl=0.5; rearm=0.2
+      # Schmitt trigger: re-arm only after the signal fell well below the level,
+      # so chatter around the crossing (seen on ngspice output) counts once.
+      if (NR==1) armed=1;
+      if (armed && NR>1 && ps<lvl && s>=lvl) { printf "%.10e\n", pt + (t-pt)*(lvl-ps)/(s-ps); armed=0 }
+      if (!armed && s < lvl - rearm) armed=1;
       pt=t; ps=s }' "$1"
 }
 
