@@ -25,7 +25,7 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, source: &str, start: f64, stop:
         original_dc = original_dc.or(previous);
         let o = &circuit.options;
         let pins = circuit.node_ics.clone();
-        let sys = System { time: 0.0, alpha: 0.0, history: &[], source_scale: 1.0, gmin: o.gmin, dc_analysis: true, max_iterations: o.itl1, pins: &pins };
+        let sys = System { time: 0.0, alpha: 0.0, history: &[], source_scale: 1.0, gmin: 0.0, dc_analysis: true, max_iterations: o.itl1, pins: &pins, holds: &[] };
         let mut trial = x.clone();
         let continued = have_previous && mna.newton(circuit, &mut trial, &sys).is_ok();
         if continued {

@@ -33,8 +33,22 @@ pub fn solve(circuit: &Circuit, mna: &mut Mna, x: &mut [f64], time: f64, dc_anal
         dc_analysis,
         max_iterations: o.itl1,
         pins: &pins,
+        holds: &[],
     };
-    let first = match mna.newton(circuit, x, &system(o.gmin, 1.0)) {
+    // Device states (memristor x) are first held at their initial values
+    // while the node voltages settle; otherwise the first Newton step, taken
+    // from all-zero voltages, can throw a bistable device into the wrong state.
+    let holds: Vec<(usize, f64)> = circuit.devices.iter().filter_map(|d| d.state_unknown()).map(|i| (i, guess[i])).collect();
+    if !holds.is_empty() {
+        let mut sys = system(0.0, 1.0);
+        sys.holds = &holds;
+        if mna.newton(circuit, x, &sys).is_err() {
+            x.copy_from_slice(&guess);
+        }
+    }
+    // gmin is only a crutch for the stepping below: the answer is solved
+    // without it, so a divider is exact.
+    let first = match mna.newton(circuit, x, &system(0.0, 1.0)) {
         Ok(_) => return Ok(()),
         Err(e) => e,
     };
@@ -51,7 +65,7 @@ pub fn solve(circuit: &Circuit, mna: &mut Mna, x: &mut [f64], time: f64, dc_anal
         }
         gmin /= 10.0;
     }
-    if ok && mna.newton(circuit, x, &system(o.gmin, 1.0)).is_ok() {
+    if ok && mna.newton(circuit, x, &system(0.0, 1.0)).is_ok() {
         return Ok(());
     }
 
@@ -60,12 +74,12 @@ pub fn solve(circuit: &Circuit, mna: &mut Mna, x: &mut [f64], time: f64, dc_anal
     let mut scale: f64 = 0.0;
     let mut step: f64 = 0.1;
     let mut last_good = x.to_vec();
-    if mna.newton(circuit, x, &system(o.gmin, 0.0)).is_err() {
+    if mna.newton(circuit, x, &system(0.0, 0.0)).is_err() {
         return Err(first);
     }
     while scale < 1.0 {
         let next = (scale + step).min(1.0);
-        match mna.newton(circuit, x, &system(o.gmin, next)) {
+        match mna.newton(circuit, x, &system(0.0, next)) {
             Ok(_) => {
                 scale = next;
                 last_good.copy_from_slice(x);

@@ -171,7 +171,7 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
         for i in 0..n {
             c[i] = -q0[i] / h0;
         }
-        let sys = System { time: 0.0, alpha: 1.0 / h0, history: &c, source_scale: 1.0, gmin: 0.0, dc_analysis: false, max_iterations: o.itl1, pins: &[] };
+        let sys = System { time: 0.0, alpha: 1.0 / h0, history: &c, source_scale: 1.0, gmin: 0.0, dc_analysis: false, max_iterations: o.itl1, pins: &[], holds: &[] };
         mna.newton(circuit, &mut x, &sys).map_err(|e| fail(0.0, h0, format!("initial conditions (UIC): {}", e.describe(circuit))))?;
     } else {
         op::solve(circuit, mna, &mut x, 0.0, false).map_err(|e| fail(0.0, 0.0, format!("initial operating point: {}", e.describe(circuit))))?;
@@ -232,7 +232,7 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
 
         let alpha = coefficients(o.method, order, h, &hist, &mut c);
         predict(&hist, t + h, &mut x_new);
-        let sys = System { time: t + h, alpha, history: &c, source_scale: 1.0, gmin: 0.0, dc_analysis: false, max_iterations: o.itl4, pins: &[] };
+        let sys = System { time: t + h, alpha, history: &c, source_scale: 1.0, gmin: 0.0, dc_analysis: false, max_iterations: o.itl4, pins: &[], holds: &[] };
         if let Err(e) = mna.newton(circuit, &mut x_new, &sys) {
             rejected += 1;
             h /= 8.0;

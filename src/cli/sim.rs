@@ -5,7 +5,7 @@ use crate::analysis::{self, AnalysisResult};
 use crate::circuit::{self, Analysis, Circuit};
 use crate::devices::isource::ISource;
 use crate::netlist::{self, Expr};
-use crate::output::{self as out_files, RawFormat, RunSummary};
+use crate::output::{self as out_files, RawFormat, RunSummary, Signal, SignalKind, Waveforms};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -162,11 +162,13 @@ fn write_outputs(
     args: &SimArgs,
 ) -> anyhow::Result<()> {
     let file = |name: &str| out.join(format!("{prefix}{name}"));
+    let saved = saved_waveforms(circuit, &r.waveforms);
+    let waveforms = saved.as_ref().unwrap_or(&r.waveforms);
     if formats.csv {
-        out_files::write_waveforms_csv(&file("waveforms.csv"), &r.waveforms)?;
+        out_files::write_waveforms_csv(&file("waveforms.csv"), waveforms)?;
     }
     if let Some(f) = formats.raw {
-        out_files::write_raw(&file(&format!("{stem}.raw")), &r.waveforms, f)?;
+        out_files::write_raw(&file(&format!("{stem}.raw")), waveforms, f)?;
     }
     let (t_start, t_stop) = match analysis {
         Analysis::Tran { tstart, tstop, .. } => (*tstart, *tstop),
@@ -203,6 +205,35 @@ fn write_outputs(
     };
     summary.write_json(&file("summary.json"))?;
     Ok(())
+}
+
+/// The signals `.save`/`.print` ask for (all of them when there is no
+/// `.save`, or `.save all`); `v(a,b)` is computed as a difference.
+fn saved_waveforms(circuit: &Circuit, all: &Waveforms) -> Option<Waveforms> {
+    use crate::netlist::OutputVar;
+    if circuit.saves.is_empty() || circuit.saves.iter().any(|v| matches!(v, OutputVar::All)) {
+        return None;
+    }
+    let pick = |name: &str| all.signal(name).cloned();
+    let mut signals = Vec::new();
+    for v in &circuit.saves {
+        let s = match v {
+            OutputVar::Voltage(a, None) => pick(&format!("v({a})")),
+            OutputVar::Voltage(a, Some(b)) => {
+                let (sa, sb) = (pick(&format!("v({a})")), pick(&format!("v({b})")));
+                sa.zip(sb).map(|(sa, sb)| Signal {
+                    name: format!("v({a},{b})"),
+                    kind: SignalKind::Voltage,
+                    values: sa.values.iter().zip(&sb.values).map(|(x, y)| x - y).collect(),
+                })
+            }
+            OutputVar::Current(d) => pick(&format!("i({d})")),
+            OutputVar::DeviceState { device, .. } => pick(&format!("x({device})")),
+            OutputVar::All => None,
+        };
+        signals.extend(s);
+    }
+    Some(Waveforms { signals, ..all.clone() })
 }
 
 /// The current source that drives the neuron's input (or membrane) node.

@@ -24,6 +24,10 @@ impl PatternBuilder {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+    /// The row of each slot.
+    pub fn rows(&self) -> Vec<usize> {
+        self.entries.iter().map(|e| e.0).collect()
+    }
     /// The column of each slot.
     pub fn columns(&self) -> Vec<usize> {
         self.entries.iter().map(|e| e.1).collect()

@@ -63,6 +63,9 @@ pub struct System<'a> {
     pub max_iterations: usize,
     /// Extra conductance pulling node i to a value (`.ic` during `.op`).
     pub pins: &'a [(usize, f64)],
+    /// Unknowns whose equation is replaced by x_i = value (device states
+    /// held at their initial value while the nodes settle).
+    pub holds: &'a [(usize, f64)],
 }
 
 /// The assembled MNA system for one circuit: pattern, LU and work arrays.
@@ -80,8 +83,12 @@ pub struct Mna {
     is_voltage: Vec<bool>,
     linear: bool,
     slot_cols: Vec<usize>,
+    slot_rows: Vec<usize>,
     pub stats: Stats,
 }
+
+/// Largest change of a node voltage in one Newton iteration (V).
+const MAX_VOLTAGE_STEP: f64 = 0.5;
 
 /// Strength of an `.ic` pin during the operating point (S).
 const PIN_CONDUCTANCE: f64 = 1.0;
@@ -96,6 +103,7 @@ impl Mna {
         }
         let slots = pattern.len();
         let slot_cols = pattern.columns();
+        let slot_rows = pattern.rows();
         let lu = SparseLu::new(n, pattern)?;
         let o = &circuit.options;
         let atol = circuit
@@ -120,6 +128,7 @@ impl Mna {
             is_voltage: circuit.unknowns.iter().map(|u| u.kind == UnknownKind::Voltage).collect(),
             linear: circuit.is_linear(),
             slot_cols,
+            slot_rows,
             stats: Stats::default(),
         })
     }
@@ -163,6 +172,18 @@ impl Mna {
         for iter in 1..=sys.max_iterations {
             self.evaluate(circuit, x, sys.time, sys.source_scale, sys.dc_analysis);
             self.stats.newton_iterations += 1;
+            if !sys.holds.is_empty() {
+                for &(i, v) in sys.holds {
+                    self.f[i] = x[i] - v;
+                    self.q[i] = 0.0;
+                }
+                for (s, &r) in self.slot_rows.iter().enumerate() {
+                    if sys.holds.iter().any(|h| h.0 == r) {
+                        self.jf[s] = 0.0;
+                        self.jq[s] = 0.0;
+                    }
+                }
+            }
             for i in 0..n {
                 let c = sys.history.get(i).copied().unwrap_or(0.0);
                 let mut r = self.f[i] + sys.alpha * self.q[i] + c;
@@ -181,6 +202,9 @@ impl Mna {
             for &(i, _) in sys.pins {
                 self.lu.add_diagonal(i, PIN_CONDUCTANCE);
             }
+            for &(i, _) in sys.holds {
+                self.lu.add_diagonal(i, 1.0);
+            }
             self.stats.factorizations += 1;
             dx.copy_from_slice(&self.rhs);
             if let Err(e) = self.lu.factor_solve(&mut dx) {
@@ -192,6 +216,16 @@ impl Mna {
             }
             for d in &circuit.devices {
                 d.limit(x, &mut dx);
+            }
+            // Damping: a nonlinear circuit never moves a node by more than
+            // MAX_VOLTAGE_STEP in one iteration; the whole update is scaled so
+            // its direction is kept.
+            if !self.linear {
+                let largest = (0..n).filter(|&i| self.is_voltage[i]).map(|i| dx[i].abs()).fold(0.0, f64::max);
+                if largest > MAX_VOLTAGE_STEP {
+                    let k = MAX_VOLTAGE_STEP / largest;
+                    dx.iter_mut().for_each(|d| *d *= k);
+                }
             }
             let mut converged = true;
             worst = (0, 0.0, 1.0);
