@@ -223,6 +223,7 @@ struct CheckpointMeta {
 /// `(seed, e)`, each sample's augmentation from `(seed, e, sample)`, dropout
 /// from `(seed, step)`. A checkpoint stores the seed, the completed epochs and
 /// the Adam step, so a resumed run draws exactly what the uninterrupted one would.
+#[derive(Debug)]
 pub struct Trainer {
     pub net: Net,
     pub adam: Adam,
