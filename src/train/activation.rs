@@ -76,6 +76,151 @@ impl Activation {
     }
 }
 
+/// The activation as the training layers apply it: ReLU directly; soft-LIF
+/// and rate curves through a [`Lut`] when the table reproduces the exact
+/// function to 1e-4 of its range (else exactly, in f64).
+#[derive(Clone, Debug)]
+pub struct ActivationKernel {
+    pub activation: Activation,
+    lut: Option<Lut>,
+}
+
+impl ActivationKernel {
+    pub fn new(activation: Activation) -> Self {
+        let lut = match activation {
+            Activation::Relu => None,
+            _ => Lut::build(&activation),
+        };
+        Self { activation, lut }
+    }
+
+    /// Whether the tabulated path is used.
+    pub fn is_tabulated(&self) -> bool {
+        self.lut.is_some()
+    }
+
+    /// `x[i] = f(x[i])`, and `deriv[i] = f'(x[i])` when asked.
+    pub fn apply_in_place(&self, x: &mut [f32], deriv: Option<&mut [f32]>) {
+        match (&self.activation, &self.lut, deriv) {
+            (Activation::Relu, _, None) => {
+                for v in x.iter_mut() {
+                    *v = v.max(0.0);
+                }
+            }
+            (Activation::Relu, _, Some(d)) => {
+                assert_eq!(d.len(), x.len());
+                for (v, g) in x.iter_mut().zip(d.iter_mut()) {
+                    let on = *v > 0.0;
+                    *g = if on { 1.0 } else { 0.0 };
+                    *v = if on { *v } else { 0.0 };
+                }
+            }
+            (a, lut, deriv) => {
+                let eval = |z: f32| match lut {
+                    Some(t) => t.eval(z).unwrap_or_else(|| {
+                        let (v, dv) = a.eval(z as f64);
+                        (v as f32, dv as f32)
+                    }),
+                    None => {
+                        let (v, dv) = a.eval(z as f64);
+                        (v as f32, dv as f32)
+                    }
+                };
+                match deriv {
+                    Some(d) => {
+                        assert_eq!(d.len(), x.len());
+                        for (v, g) in x.iter_mut().zip(d.iter_mut()) {
+                            (*v, *g) = eval(*v);
+                        }
+                    }
+                    None => {
+                        for v in x.iter_mut() {
+                            *v = eval(*v).0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A smooth activation tabulated on a uniform grid in z: cubic Hermite
+/// interpolation of the exact values and slopes at the nodes. The value and
+/// derivative returned are those of the interpolant itself, so they stay
+/// consistent (finite differences of the value match the derivative).
+/// Outside the grid the caller evaluates exactly.
+#[derive(Clone, Debug)]
+pub struct Lut {
+    z_min: f32,
+    inv_h: f32,
+    intervals: usize,
+    values: Vec<f32>,
+    /// Slopes times the node spacing.
+    scaled_slopes: Vec<f32>,
+}
+
+impl Lut {
+    const Z_MIN: f64 = -8.0;
+    const Z_MAX: f64 = 8.0;
+    const INTERVALS: usize = 16 * 1024;
+
+    /// The table for `a`, or `None` if it would be less accurate than 1e-4
+    /// of the activation's range (checked at every interval midpoint).
+    pub fn build(a: &Activation) -> Option<Self> {
+        let n = Self::INTERVALS;
+        let h = (Self::Z_MAX - Self::Z_MIN) / n as f64;
+        let nodes: Vec<(f64, f64)> = (0..=n)
+            .map(|k| a.eval(Self::Z_MIN + k as f64 * h))
+            .collect();
+        let lut = Self {
+            z_min: Self::Z_MIN as f32,
+            inv_h: (1.0 / h) as f32,
+            intervals: n,
+            values: nodes.iter().map(|p| p.0 as f32).collect(),
+            scaled_slopes: nodes.iter().map(|p| (p.1 * h) as f32).collect(),
+        };
+        let range = nodes
+            .iter()
+            .map(|p| p.0.abs())
+            .fold(0.0, f64::max)
+            .max(1e-30);
+        let worst = (0..n)
+            .map(|k| {
+                let z = Self::Z_MIN + (k as f64 + 0.5) * h;
+                let exact = a.eval(z).0;
+                let approx = lut.hermite(k, 0.5).0 as f64;
+                (exact - approx).abs()
+            })
+            .fold(0.0, f64::max);
+        (worst <= 1e-4 * range).then_some(lut)
+    }
+
+    fn hermite(&self, k: usize, t: f32) -> (f32, f32) {
+        let (y0, y1) = (self.values[k], self.values[k + 1]);
+        let (m0, m1) = (self.scaled_slopes[k], self.scaled_slopes[k + 1]);
+        let (t2, t3) = (t * t, t * t * t);
+        let value = (2.0 * t3 - 3.0 * t2 + 1.0) * y0
+            + (t3 - 2.0 * t2 + t) * m0
+            + (3.0 * t2 - 2.0 * t3) * y1
+            + (t3 - t2) * m1;
+        let slope = (6.0 * t2 - 6.0 * t) * (y0 - y1)
+            + (3.0 * t2 - 4.0 * t + 1.0) * m0
+            + (3.0 * t2 - 2.0 * t) * m1;
+        (value, slope * self.inv_h)
+    }
+
+    /// Value and derivative at `z`, or `None` outside the table.
+    #[inline]
+    pub fn eval(&self, z: f32) -> Option<(f32, f32)> {
+        let u = (z - self.z_min) * self.inv_h;
+        if !(u >= 0.0 && u < self.intervals as f32) {
+            return None;
+        }
+        let k = (u as usize).min(self.intervals - 1);
+        Some(self.hermite(k, u - k as f32))
+    }
+}
+
 /// `ln(1 + e^u)` without overflow.
 fn softplus(u: f64) -> f64 {
     if u > 35.0 {
@@ -202,7 +347,8 @@ pub struct RateCurveSpec {
 /// Fritsch–Butland weighted harmonic-mean slopes, as SciPy's `PchipInterpolator`;
 /// end slopes are the end secants) through the samples from the rheobase up.
 /// It is C¹ and never overshoots the data. Beyond the last sample it saturates
-/// or continues linearly ([`Extrapolation`]). The output is
+/// (a kink where the slope drops to 0, like ReLU's) or continues linearly, C¹
+/// ([`Extrapolation`]). The output is
 /// `output_scale · r(I_eff)`; its derivative is exact (chain rule through the
 /// softplus and the Hermite cubic).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -599,6 +745,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("gain_a > 0"), "{e}");
+    }
+
+    #[test]
+    fn tabulated_kernel_matches_exact_activation() {
+        let (i, r) = lif_like_samples();
+        let curve = RateCurve::fit(i, r, &CurveFit::default()).unwrap();
+        for a in [
+            Activation::SoftLif(SoftLif::default()),
+            Activation::RateCurve(curve),
+        ] {
+            let k = ActivationKernel::new(a.clone());
+            assert!(k.is_tabulated(), "{a:?}");
+            let mut x: Vec<f32> = (-1200..1200).map(|j| j as f32 * 0.00731).collect();
+            x.push(20.0); // beyond the table: exact path
+            let z = x.clone();
+            let mut d = vec![0.0; x.len()];
+            k.apply_in_place(&mut x, Some(&mut d));
+            for j in 0..z.len() {
+                let (v, dv) = a.eval(z[j] as f64);
+                assert!(
+                    (x[j] as f64 - v).abs() < 2e-5 * (1.0 + v.abs()),
+                    "{a:?} at {}: {} vs {v}",
+                    z[j],
+                    x[j]
+                );
+                assert!(
+                    (d[j] as f64 - dv).abs() < 2e-3 * (1.0 + dv.abs()),
+                    "{a:?} at {}: {} vs {dv}",
+                    z[j],
+                    d[j]
+                );
+            }
+        }
+        // A curve too steep for the grid is evaluated exactly instead.
+        let steep = RateCurve::new(RateCurveSpec {
+            current_a: vec![0.0, 1.0, 1.000001, 2.0],
+            rate_hz: vec![0.0, 0.0, 1000.0, 1001.0],
+            gain_a: 1.0,
+            offset_a: 0.0,
+            output_scale: 1e-3,
+            smoothing_a: 0.0,
+            extrapolation: Extrapolation::Saturate,
+        })
+        .unwrap();
+        assert!(!ActivationKernel::new(Activation::RateCurve(steep)).is_tabulated());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! input; flat tensors are sample-major (`n × F`). Each chunk runs on one
 //! thread with sequential GEMMs; sums over chunks are taken in chunk order.
 
-use super::activation::Activation;
+use super::activation::{Activation, ActivationKernel};
 use super::rng::SplitMix64;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -94,6 +94,71 @@ fn row_major_mut<'a>(data: &'a mut [f32], rows: usize, cols: usize) -> MatMut<'a
     MatMut::from_row_major_slice_mut(data, rows, cols)
 }
 
+/// Recycled buffers. Freshly allocated large buffers cost page faults on
+/// every step (they come from and go back to the OS), so layers return the
+/// buffers they consume here and take new ones from here.
+static FREE_BUFFERS: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+/// Keep at most this many floats in the free list.
+const FREE_LIMIT_FLOATS: usize = 64 << 20;
+
+/// A zeroed buffer of `len` floats, recycled when one is free.
+pub fn buffer(len: usize) -> Vec<f32> {
+    let reused = {
+        let mut free = FREE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+        let best = free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(k, _)| k);
+        best.map(|k| free.swap_remove(k))
+    };
+    match reused {
+        Some(mut v) => {
+            v.clear();
+            v.resize(len, 0.0);
+            v
+        }
+        None => vec![0.0; len],
+    }
+}
+
+/// Give a buffer back for reuse.
+pub fn recycle(v: Vec<f32>) {
+    if v.capacity() < 1024 {
+        return;
+    }
+    let mut free = FREE_BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+    let held: usize = free.iter().map(|b| b.capacity()).sum();
+    if held + v.capacity() <= FREE_LIMIT_FLOATS {
+        free.push(v);
+    }
+}
+
+/// Output positions `o` (of `out_len`) whose input index `o·stride + offset`
+/// falls inside `0..in_len`.
+fn valid_range(
+    out_len: usize,
+    in_len: usize,
+    stride: usize,
+    offset: isize,
+) -> std::ops::Range<usize> {
+    // o·s + offset >= 0  ⇔  o >= ceil(−offset / s)
+    let lo = if offset >= 0 {
+        0
+    } else {
+        ((-offset) as usize).div_ceil(stride)
+    };
+    // o·s + offset < in_len  ⇔  o < ceil((in_len − offset) / s)
+    let limit = in_len as isize - offset;
+    let hi = if limit <= 0 {
+        0
+    } else {
+        (limit as usize).div_ceil(stride)
+    };
+    lo.min(out_len)..hi.min(out_len).max(lo.min(out_len))
+}
+
 /// Sum per-chunk partial results in chunk order (fixed reduction order).
 fn sum_in_order(parts: &[Vec<f32>], len: usize) -> Vec<f32> {
     let mut total = vec![0.0f32; len];
@@ -166,7 +231,7 @@ impl Conv2d {
         self.in_c * self.kernel * self.kernel
     }
 
-    /// Unfold the receptive fields: `cols[(c,i,j)][(b,oy,ox)]`.
+    /// Unfold the receptive fields: `cols[(c,i,j)][(b,oy,ox)]`. Writes every entry.
     fn im2col(&self, x: &[f32], n: usize, cols: &mut [f32]) {
         let (h, w, k, s, pad) = (
             self.in_h,
@@ -179,25 +244,29 @@ impl Conv2d {
         let width = n * oh * ow;
         for c in 0..self.in_c {
             for i in 0..k {
+                let rows = valid_range(oh, h, s, i as isize - pad);
                 for j in 0..k {
+                    let cols_ok = valid_range(ow, w, s, j as isize - pad);
                     let row = &mut cols[((c * k + i) * k + j) * width..][..width];
                     for b in 0..n {
                         let plane = &x[(c * n + b) * h * w..][..h * w];
-                        for oy in 0..oh {
-                            let dst = &mut row[(b * oh + oy) * ow..][..ow];
+                        let out = &mut row[b * oh * ow..][..oh * ow];
+                        out[..rows.start * ow].fill(0.0);
+                        out[rows.end * ow..].fill(0.0);
+                        for oy in rows.clone() {
+                            let dst = &mut out[oy * ow..][..ow];
                             let iy = (oy * s + i) as isize - pad;
-                            if iy < 0 || iy >= h as isize {
-                                dst.fill(0.0);
-                                continue;
-                            }
                             let src = &plane[iy as usize * w..][..w];
-                            for (ox, d) in dst.iter_mut().enumerate() {
-                                let ix = (ox * s + j) as isize - pad;
-                                *d = if ix >= 0 && ix < w as isize {
-                                    src[ix as usize]
-                                } else {
-                                    0.0
-                                };
+                            dst[..cols_ok.start].fill(0.0);
+                            dst[cols_ok.end..].fill(0.0);
+                            let x0 = (cols_ok.start * s + j) as isize - pad;
+                            let x0 = x0 as usize;
+                            if s == 1 {
+                                dst[cols_ok.clone()].copy_from_slice(&src[x0..x0 + cols_ok.len()]);
+                            } else {
+                                for (d, ox) in dst[cols_ok.clone()].iter_mut().zip(0..) {
+                                    *d = src[x0 + ox * s];
+                                }
                             }
                         }
                     }
@@ -219,21 +288,27 @@ impl Conv2d {
         let width = n * oh * ow;
         for c in 0..self.in_c {
             for i in 0..k {
+                let rows = valid_range(oh, h, s, i as isize - pad);
                 for j in 0..k {
+                    let cols_ok = valid_range(ow, w, s, j as isize - pad);
                     let row = &cols[((c * k + i) * k + j) * width..][..width];
                     for b in 0..n {
                         let plane = &mut dx[(c * n + b) * h * w..][..h * w];
-                        for oy in 0..oh {
+                        for oy in rows.clone() {
                             let src = &row[(b * oh + oy) * ow..][..ow];
                             let iy = (oy * s + i) as isize - pad;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
                             let dst = &mut plane[iy as usize * w..][..w];
-                            for (ox, v) in src.iter().enumerate() {
-                                let ix = (ox * s + j) as isize - pad;
-                                if ix >= 0 && ix < w as isize {
-                                    dst[ix as usize] += v;
+                            let x0 = ((cols_ok.start * s + j) as isize - pad) as usize;
+                            if s == 1 {
+                                for (d, v) in dst[x0..x0 + cols_ok.len()]
+                                    .iter_mut()
+                                    .zip(&src[cols_ok.clone()])
+                                {
+                                    *d += v;
+                                }
+                            } else {
+                                for (v, ox) in src[cols_ok.clone()].iter().zip(0..) {
+                                    dst[x0 + ox * s] += v;
                                 }
                             }
                         }
@@ -251,9 +326,10 @@ impl Conv2d {
             .into_par_iter()
             .map(|chunk| {
                 let width = chunk.n * p;
-                let mut cols = vec![0.0f32; kr * width];
+                let mut cols = buffer(kr * width);
                 this.im2col(&chunk.data, chunk.n, &mut cols);
-                let mut y = vec![0.0f32; this.out_c * width];
+                recycle(chunk.data);
+                let mut y = buffer(this.out_c * width);
                 for (row, b) in y.chunks_exact_mut(width).zip(&this.bias.value) {
                     row.fill(*b);
                 }
@@ -273,7 +349,11 @@ impl Conv2d {
             })
             .collect();
         let (out, cols): (Vec<Chunk>, Vec<Vec<f32>>) = results.into_iter().unzip();
-        self.cols = if train { cols } else { Vec::new() };
+        if train {
+            self.cols = cols;
+        } else {
+            cols.into_iter().for_each(recycle);
+        }
         out
     }
 
@@ -287,9 +367,11 @@ impl Conv2d {
             this.cols.len(),
             "conv backward without a training forward"
         );
+        let cols_all = std::mem::take(&mut self.cols);
+        let this = &*self;
         let parts: Vec<(Vec<f32>, Vec<f32>, Option<Chunk>)> = dy
             .into_par_iter()
-            .zip(this.cols.par_iter())
+            .zip(cols_all.into_par_iter())
             .map(|(d, cols)| {
                 let width = d.n * p;
                 let mut dw = vec![0.0f32; this.out_c * kr];
@@ -297,21 +379,24 @@ impl Conv2d {
                     row_major_mut(&mut dw, this.out_c, kr),
                     Accum::Replace,
                     row_major(&d.data, this.out_c, width),
-                    row_major(cols, kr, width).transpose(),
+                    row_major(&cols, kr, width).transpose(),
                 );
+                recycle(cols);
                 let db: Vec<f32> = d.data.chunks_exact(width).map(|r| r.iter().sum()).collect();
                 let dx = this.needs_input_grad.then(|| {
-                    let mut dcols = vec![0.0f32; kr * width];
+                    let mut dcols = buffer(kr * width);
                     gemm(
                         row_major_mut(&mut dcols, kr, width),
                         Accum::Replace,
                         row_major(&this.weight.value, this.out_c, kr).transpose(),
                         row_major(&d.data, this.out_c, width),
                     );
-                    let mut dx = vec![0.0f32; this.in_c * this.in_h * this.in_w * d.n];
+                    let mut dx = buffer(this.in_c * this.in_h * this.in_w * d.n);
                     this.col2im(&dcols, d.n, &mut dx);
+                    recycle(dcols);
                     Chunk { n: d.n, data: dx }
                 });
+                recycle(d.data);
                 (dw, db, dx)
             })
             .collect();
@@ -324,7 +409,6 @@ impl Conv2d {
         self.weight
             .add_grad(&sum_in_order(&dws, self.weight.value.len()));
         self.bias.add_grad(&sum_in_order(&dbs, self.out_c));
-        self.cols.clear();
         dxs.into_iter().collect()
     }
 }
@@ -359,7 +443,7 @@ impl Dense {
         let out: Vec<Chunk> = x
             .par_iter()
             .map(|c| {
-                let mut y = vec![0.0f32; c.n * this.out_f];
+                let mut y = buffer(c.n * this.out_f);
                 for row in y.chunks_exact_mut(this.out_f) {
                     row.copy_from_slice(&this.bias.value);
                 }
@@ -372,7 +456,11 @@ impl Dense {
                 Chunk { n: c.n, data: y }
             })
             .collect();
-        self.inputs = if train { x } else { Vec::new() };
+        if train {
+            self.inputs = x;
+        } else {
+            x.into_iter().for_each(|c| recycle(c.data));
+        }
         out
     }
 
@@ -401,7 +489,7 @@ impl Dense {
                     }
                 }
                 let dx = this.needs_input_grad.then(|| {
-                    let mut dx = vec![0.0f32; d.n * this.in_f];
+                    let mut dx = buffer(d.n * this.in_f);
                     gemm(
                         row_major_mut(&mut dx, d.n, this.in_f),
                         Accum::Replace,
@@ -422,41 +510,43 @@ impl Dense {
         self.weight
             .add_grad(&sum_in_order(&dws, self.weight.value.len()));
         self.bias.add_grad(&sum_in_order(&dbs, self.out_f));
-        self.inputs.clear();
+        for (d, x) in dy.into_iter().zip(std::mem::take(&mut self.inputs)) {
+            recycle(d.data);
+            recycle(x.data);
+        }
         dxs.into_iter().collect()
     }
 }
 
 // ---------------------------------------------------------------- activation
 
-/// Elementwise activation; keeps f'(z) for the backward pass.
+/// Elementwise activation, in place; keeps f'(z) for the backward pass.
 #[derive(Clone, Debug)]
 pub struct ActivationLayer {
-    pub activation: Activation,
+    pub kernel: ActivationKernel,
     derivs: Vec<Vec<f32>>,
 }
 
 impl ActivationLayer {
     pub fn new(activation: Activation) -> Self {
         Self {
-            activation,
+            kernel: ActivationKernel::new(activation),
             derivs: Vec::new(),
         }
     }
 
     pub fn forward(&mut self, x: Vec<Chunk>, train: bool) -> Vec<Chunk> {
-        let act = &self.activation;
+        let kernel = &self.kernel;
         let results: Vec<(Chunk, Vec<f32>)> = x
             .into_par_iter()
-            .map(|c| {
-                let mut y = vec![0.0f32; c.data.len()];
+            .map(|mut c| {
                 let mut d = if train {
-                    vec![0.0f32; c.data.len()]
+                    buffer(c.data.len())
                 } else {
                     Vec::new()
                 };
-                act.forward_slice(&c.data, &mut y, train.then_some(&mut d[..]));
-                (Chunk { n: c.n, data: y }, d)
+                kernel.apply_in_place(&mut c.data, train.then_some(&mut d[..]));
+                (c, d)
             })
             .collect();
         let (out, derivs) = results.into_iter().unzip();
@@ -472,11 +562,12 @@ impl ActivationLayer {
         );
         let derivs = std::mem::take(&mut self.derivs);
         dy.into_par_iter()
-            .zip(derivs.par_iter())
+            .zip(derivs.into_par_iter())
             .map(|(mut d, f)| {
-                for (g, s) in d.data.iter_mut().zip(f) {
+                for (g, s) in d.data.iter_mut().zip(&f) {
                     *g *= s;
                 }
+                recycle(f);
                 d
             })
             .collect()
@@ -523,7 +614,7 @@ impl AvgPool {
         x.into_par_iter()
             .map(|c| {
                 let planes = self.c * c.n;
-                let mut y = vec![0.0f32; planes * oh * ow];
+                let mut y = buffer(planes * oh * ow);
                 for (src, dst) in c.data.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
                     for oy in 0..oh {
                         for ox in 0..ow {
@@ -536,6 +627,7 @@ impl AvgPool {
                         }
                     }
                 }
+                recycle(c.data);
                 Chunk { n: c.n, data: y }
             })
             .collect()
@@ -554,7 +646,7 @@ impl AvgPool {
         dy.into_par_iter()
             .map(|d| {
                 let planes = self.c * d.n;
-                let mut dx = vec![0.0f32; planes * h * w];
+                let mut dx = buffer(planes * h * w);
                 for (src, dst) in d.data.chunks_exact(oh * ow).zip(dx.chunks_exact_mut(h * w)) {
                     for oy in 0..oh {
                         for ox in 0..ow {
@@ -567,6 +659,7 @@ impl AvgPool {
                         }
                     }
                 }
+                recycle(d.data);
                 Chunk { n: d.n, data: dx }
             })
             .collect()
@@ -587,13 +680,14 @@ impl Flatten {
         let (cc, hw) = (self.c, self.hw);
         x.into_par_iter()
             .map(|c| {
-                let mut y = vec![0.0f32; c.data.len()];
+                let mut y = buffer(c.data.len());
                 for ch in 0..cc {
                     for b in 0..c.n {
                         y[(b * cc + ch) * hw..][..hw]
                             .copy_from_slice(&c.data[(ch * c.n + b) * hw..][..hw]);
                     }
                 }
+                recycle(c.data);
                 Chunk { n: c.n, data: y }
             })
             .collect()
@@ -603,13 +697,14 @@ impl Flatten {
         let (cc, hw) = (self.c, self.hw);
         dy.into_par_iter()
             .map(|d| {
-                let mut x = vec![0.0f32; d.data.len()];
+                let mut x = buffer(d.data.len());
                 for ch in 0..cc {
                     for b in 0..d.n {
                         x[(ch * d.n + b) * hw..][..hw]
                             .copy_from_slice(&d.data[(b * cc + ch) * hw..][..hw]);
                     }
                 }
+                recycle(d.data);
                 Chunk { n: d.n, data: x }
             })
             .collect()
@@ -648,9 +743,10 @@ impl Dropout {
             .enumerate()
             .map(|(k, mut c)| {
                 let mut rng = SplitMix64::derive(seed, &[k as u64]);
-                let mask: Vec<f32> = (0..c.data.len())
-                    .map(|_| if rng.next_f64() < keep { scale } else { 0.0 })
-                    .collect();
+                let mut mask = buffer(c.data.len());
+                for m in mask.iter_mut() {
+                    *m = if rng.next_f64() < keep { scale } else { 0.0 };
+                }
                 for (v, m) in c.data.iter_mut().zip(&mask) {
                     *v *= m;
                 }
@@ -668,11 +764,12 @@ impl Dropout {
         }
         let masks = std::mem::take(&mut self.masks);
         dy.into_par_iter()
-            .zip(masks.par_iter())
+            .zip(masks.into_par_iter())
             .map(|(mut d, m)| {
-                for (g, s) in d.data.iter_mut().zip(m) {
+                for (g, s) in d.data.iter_mut().zip(&m) {
                     *g *= s;
                 }
+                recycle(m);
                 d
             })
             .collect()
@@ -853,7 +950,8 @@ impl BatchNorm {
                 for_each_channel(shape, c.n, &mut c.data, |ch, v| {
                     *v = (*v - mean32[ch]) * inv_std[ch]
                 });
-                let xhat = c.data.clone();
+                let mut xhat = buffer(c.data.len());
+                xhat.copy_from_slice(&c.data);
                 for_each_channel(shape, c.n, &mut c.data, |ch, v| {
                     *v = gamma[ch] * *v + beta[ch]
                 });
@@ -923,8 +1021,144 @@ impl BatchNorm {
                     *g = coef[ch] * (n * *g - mean_dy[ch] - xh[k] * mean_dyx[ch]);
                     k += 1;
                 });
+                recycle(xh);
                 d
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution of one NCHW sample, for reference.
+    fn naive_conv(conv: &Conv2d, x: &[f32]) -> Vec<f32> {
+        let (k, s, p) = (
+            conv.kernel as isize,
+            conv.stride as isize,
+            conv.pad as isize,
+        );
+        let (h, w) = (conv.in_h as isize, conv.in_w as isize);
+        let mut y = vec![0.0f32; conv.out_c * conv.out_h * conv.out_w];
+        for o in 0..conv.out_c {
+            for oy in 0..conv.out_h as isize {
+                for ox in 0..conv.out_w as isize {
+                    let mut acc = conv.bias.value[o] as f64;
+                    for c in 0..conv.in_c {
+                        for i in 0..k {
+                            for j in 0..k {
+                                let (iy, ix) = (oy * s + i - p, ox * s + j - p);
+                                if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                                    let wv = conv.weight.value[((o * conv.in_c + c) * k as usize
+                                        + i as usize)
+                                        * k as usize
+                                        + j as usize];
+                                    acc += wv as f64
+                                        * x[(c * h as usize + iy as usize) * w as usize
+                                            + ix as usize]
+                                            as f64;
+                                }
+                            }
+                        }
+                    }
+                    y[(o * conv.out_h + oy as usize) * conv.out_w + ox as usize] = acc as f32;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn conv_matches_direct_convolution() {
+        let mut rng = SplitMix64::new(5);
+        for &(c, h, w, k, s, p) in &[
+            (2, 7, 9, 3, 1, 1),
+            (3, 8, 7, 3, 2, 1),
+            (1, 9, 9, 3, 2, 0),
+            (2, 6, 6, 2, 2, 0),
+            (1, 5, 4, 5, 1, 2),
+            (2, 6, 5, 1, 3, 0),
+        ] {
+            let mut conv = Conv2d::new("c", (c, h, w), 3, k, s, p, &mut rng);
+            for b in &mut conv.bias.value {
+                *b = rng.normal() as f32;
+            }
+            let n = 3;
+            let samples: Vec<Vec<f32>> = (0..n)
+                .map(|_| (0..c * h * w).map(|_| rng.normal() as f32).collect())
+                .collect();
+            // One chunk in CNHW layout.
+            let mut data = vec![0.0f32; n * c * h * w];
+            for (b, x) in samples.iter().enumerate() {
+                for ch in 0..c {
+                    data[(ch * n + b) * h * w..][..h * w]
+                        .copy_from_slice(&x[ch * h * w..][..h * w]);
+                }
+            }
+            let out = conv.forward(vec![Chunk { n, data }], false);
+            let p_out = conv.out_h * conv.out_w;
+            for (b, x) in samples.iter().enumerate() {
+                let reference = naive_conv(&conv, x);
+                for o in 0..3 {
+                    for q in 0..p_out {
+                        let got = out[0].data[(o * n + b) * p_out + q];
+                        let want = reference[o * p_out + q];
+                        assert!(
+                            (got - want).abs() < 1e-4,
+                            "{:?}: {got} vs {want}",
+                            (c, h, w, k, s, p)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn valid_range_bounds() {
+        // out positions o with o·2 − 1 in 0..5: o = 1, 2
+        assert_eq!(valid_range(4, 5, 2, -1), 1..3);
+        assert_eq!(valid_range(3, 5, 1, 0), 0..3);
+        assert_eq!(valid_range(5, 5, 1, 2), 0..3);
+        assert_eq!(valid_range(2, 1, 1, 3), 0..0);
+    }
+
+    #[test]
+    fn pool_and_flatten_values() {
+        let pool = AvgPool::new((1, 4, 4), 2, 2);
+        let x: Vec<f32> = (0..32).map(|v| v as f32).collect(); // two samples
+        let y = pool.forward(vec![Chunk { n: 2, data: x }]);
+        assert_eq!(
+            y[0].data,
+            vec![2.5, 4.5, 10.5, 12.5, 18.5, 20.5, 26.5, 28.5]
+        );
+        // CNHW (2 channels, 2 samples, 1 pixel) → per-sample rows.
+        let f = Flatten { c: 2, hw: 1 };
+        let flat = f.forward(vec![Chunk {
+            n: 2,
+            data: vec![1.0, 2.0, 3.0, 4.0],
+        }]);
+        assert_eq!(flat[0].data, vec![1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(f.backward(flat)[0].data, vec![1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn dropout_keeps_the_expected_fraction_and_scales() {
+        let mut d = Dropout::new(0.25);
+        let x = vec![Chunk {
+            n: 1,
+            data: vec![1.0; 40_000],
+        }];
+        let y = d.forward(x.clone(), Some(3));
+        let kept = y[0].data.iter().filter(|&&v| v > 0.0).count() as f64 / 40_000.0;
+        assert!((kept - 0.75).abs() < 0.01, "{kept}");
+        assert!(y[0]
+            .data
+            .iter()
+            .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+        assert_eq!(d.forward(x.clone(), Some(3)), y);
+        assert_ne!(d.forward(x.clone(), Some(4)), y);
+        assert_eq!(d.forward(x.clone(), None), x);
     }
 }

@@ -144,7 +144,7 @@ impl Net {
             .chunks(CHUNK_SAMPLES * per)
             .map(|block| {
                 let m = block.len() / per;
-                let mut data = vec![0.0f32; block.len()];
+                let mut data = super::layers::buffer(block.len());
                 for b in 0..m {
                     for c in 0..i.channels {
                         data[(c * m + b) * hw..][..hw]
@@ -172,7 +172,12 @@ impl Net {
                 Layer::BatchNorm(l) => l.forward(x, train),
             };
         }
-        x.into_iter().flat_map(|c| c.data).collect()
+        let mut logits = Vec::with_capacity(n * self.arch.classes);
+        for c in x {
+            logits.extend_from_slice(&c.data);
+            super::layers::recycle(c.data);
+        }
+        logits
     }
 
     /// Back-propagate `d loss / d logits` (`n × classes`) through the last
