@@ -116,26 +116,31 @@ impl ActivationKernel {
                 }
             }
             (a, lut, deriv) => {
-                let eval = |z: f32| match lut {
-                    Some(t) => t.eval(z).unwrap_or_else(|| {
-                        let (v, dv) = a.eval(z as f64);
-                        (v as f32, dv as f32)
-                    }),
-                    None => {
-                        let (v, dv) = a.eval(z as f64);
-                        (v as f32, dv as f32)
-                    }
+                let exact = |z: f32| {
+                    let (v, dv) = a.eval(z as f64);
+                    (v as f32, dv as f32)
                 };
-                match deriv {
-                    Some(d) => {
+                match (lut, deriv) {
+                    (Some(t), Some(d)) => {
                         assert_eq!(d.len(), x.len());
                         for (v, g) in x.iter_mut().zip(d.iter_mut()) {
-                            (*v, *g) = eval(*v);
+                            (*v, *g) = t.eval(*v).unwrap_or_else(|| exact(*v));
                         }
                     }
-                    None => {
+                    (Some(t), None) => {
                         for v in x.iter_mut() {
-                            *v = eval(*v).0;
+                            *v = t.eval(*v).unwrap_or_else(|| exact(*v)).0;
+                        }
+                    }
+                    (None, Some(d)) => {
+                        assert_eq!(d.len(), x.len());
+                        for (v, g) in x.iter_mut().zip(d.iter_mut()) {
+                            (*v, *g) = exact(*v);
+                        }
+                    }
+                    (None, None) => {
+                        for v in x.iter_mut() {
+                            *v = exact(*v).0;
                         }
                     }
                 }
@@ -154,20 +159,24 @@ pub struct Lut {
     z_min: f32,
     inv_h: f32,
     intervals: usize,
-    values: Vec<f32>,
-    /// Slopes times the node spacing.
-    scaled_slopes: Vec<f32>,
+    /// Per node: value, and slope times the node spacing (adjacent in memory).
+    nodes: Vec<[f32; 2]>,
 }
 
 impl Lut {
     const Z_MIN: f64 = -8.0;
     const Z_MAX: f64 = 8.0;
-    const INTERVALS: usize = 16 * 1024;
+    /// Grid sizes tried in turn: the coarse one (16 KiB) stays in L1 cache
+    /// next to the GEMM working set; the fine one serves steep curves.
+    const INTERVALS: [usize; 2] = [2 * 1024, 16 * 1024];
 
-    /// The table for `a`, or `None` if it would be less accurate than 1e-4
-    /// of the activation's range (checked at every interval midpoint).
+    /// The smallest table for `a` that is accurate to 1e-4 of the
+    /// activation's range (checked at every interval midpoint), if any.
     pub fn build(a: &Activation) -> Option<Self> {
-        let n = Self::INTERVALS;
+        Self::INTERVALS.iter().find_map(|&n| Self::build_with(a, n))
+    }
+
+    fn build_with(a: &Activation, n: usize) -> Option<Self> {
         let h = (Self::Z_MAX - Self::Z_MIN) / n as f64;
         let nodes: Vec<(f64, f64)> = (0..=n)
             .map(|k| a.eval(Self::Z_MIN + k as f64 * h))
@@ -176,8 +185,10 @@ impl Lut {
             z_min: Self::Z_MIN as f32,
             inv_h: (1.0 / h) as f32,
             intervals: n,
-            values: nodes.iter().map(|p| p.0 as f32).collect(),
-            scaled_slopes: nodes.iter().map(|p| (p.1 * h) as f32).collect(),
+            nodes: nodes
+                .iter()
+                .map(|p| [p.0 as f32, (p.1 * h) as f32])
+                .collect(),
         };
         let range = nodes
             .iter()
@@ -195,9 +206,9 @@ impl Lut {
         (worst <= 1e-4 * range).then_some(lut)
     }
 
+    #[inline(always)]
     fn hermite(&self, k: usize, t: f32) -> (f32, f32) {
-        let (y0, y1) = (self.values[k], self.values[k + 1]);
-        let (m0, m1) = (self.scaled_slopes[k], self.scaled_slopes[k + 1]);
+        let [[y0, m0], [y1, m1]] = [self.nodes[k], self.nodes[k + 1]];
         let (t2, t3) = (t * t, t * t * t);
         let value = (2.0 * t3 - 3.0 * t2 + 1.0) * y0
             + (t3 - 2.0 * t2 + t) * m0
@@ -210,7 +221,7 @@ impl Lut {
     }
 
     /// Value and derivative at `z`, or `None` outside the table.
-    #[inline]
+    #[inline(always)]
     pub fn eval(&self, z: f32) -> Option<(f32, f32)> {
         let u = (z - self.z_min) * self.inv_h;
         if !(u >= 0.0 && u < self.intervals as f32) {
