@@ -101,6 +101,10 @@ fn check(data: Option<PathBuf>) -> anyhow::Result<()> {
             } else {
                 ""
             };
+            if report.empty {
+                println!("{kind}: {} is empty", loc.dir.display());
+                continue;
+            }
             println!(
                 "{kind}: {} [variant {}{note}]",
                 loc.dir.display(),

@@ -185,10 +185,11 @@ pub fn fetch_files(
     files: &[RemoteFile],
     progress: bool,
 ) -> Result<Vec<FetchedFile>, DataError> {
+    let created = !dir.exists();
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     let agent = agent();
     let mut out = Vec::new();
-    for remote in files {
+    let result = files.iter().try_for_each(|remote| {
         let url = format!("{}/{}", base_url.trim_end_matches('/'), remote.name);
         match &remote.unpack {
             Unpack::Keep => out.push(fetch_single(&agent, &url, dir, remote, progress)?),
@@ -196,8 +197,13 @@ pub fn fetch_files(
                 out.extend(fetch_archive(&agent, &url, dir, remote, members, progress)?)
             }
         }
+        Ok(())
+    });
+    if result.is_err() && created {
+        // Leave no empty dataset folder behind (remove_dir refuses non-empty ones).
+        let _ = std::fs::remove_dir(dir);
     }
-    Ok(out)
+    result.map(|()| out)
 }
 
 fn agent() -> ureq::Agent {
