@@ -195,6 +195,29 @@ fn good_fetch_then_skip_when_present() {
         10_000
     );
     assert_eq!(listing(&out.path().join("mnist")).len(), 4);
+
+    // A corrupt plain copy would shadow the good .gz: it is set aside.
+    let plain = out.path().join("mnist/t10k-images-idx3-ubyte");
+    std::fs::write(&plain, b"\0\0\x08\x03short").unwrap();
+    assert!(data::load(DatasetKind::Mnist, Split::Test, Some(out.path())).is_err());
+    let again = data::fetch(DatasetKind::Mnist, &options(out.path(), &base)).unwrap();
+    let images = again
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("t10k-images-idx3-ubyte.gz"))
+        .unwrap();
+    assert_eq!(images.action, FileAction::AlreadyValid);
+    assert_eq!(
+        images.set_aside,
+        vec![out.path().join("mnist/t10k-images-idx3-ubyte.corrupt")]
+    );
+    assert_eq!(server.requests.load(Ordering::SeqCst), 5);
+    assert_eq!(
+        data::load(DatasetKind::Mnist, Split::Test, Some(out.path()))
+            .unwrap()
+            .len(),
+        10_000
+    );
 }
 
 #[test]

@@ -238,8 +238,10 @@ fn fetch_single(
     progress: bool,
 ) -> Result<FetchedFile, DataError> {
     let dest = dir.join(&remote.name);
-    // A valid copy under any spelling means nothing to do; corrupt copies are
-    // remembered so they can be set aside once a good one is in place.
+    // A valid copy under any spelling means nothing to download. Corrupt
+    // copies under other spellings are set aside either way: the loader might
+    // pick them before the good file.
+    let mut valid = None;
     let mut corrupt = Vec::new();
     for spelling in stored_spellings(&remote.name) {
         let path = dir.join(&spelling);
@@ -247,15 +249,17 @@ fn fetch_single(
             continue;
         }
         if verify_stored(&path, &remote.verify).is_ok() {
-            return Ok(FetchedFile {
-                path,
-                action: FileAction::AlreadyValid,
-                set_aside: Vec::new(),
-            });
-        }
-        if path != dest {
+            valid.get_or_insert(path);
+        } else if path != dest {
             corrupt.push(path);
         }
+    }
+    if let Some(path) = valid {
+        return Ok(FetchedFile {
+            path,
+            action: FileAction::AlreadyValid,
+            set_aside: set_aside(corrupt)?,
+        });
     }
     let download = download(
         agent,
