@@ -391,8 +391,6 @@ pub enum DataError {
     },
     #[error("{file}: {source}")]
     Archive { file: String, source: TarError },
-    #[error("{dataset} cannot be downloaded: {reason}")]
-    NotDownloadable { dataset: String, reason: String },
 }
 
 fn list_searched(searched: &[(PathBuf, String)]) -> String {
