@@ -35,8 +35,6 @@ pub struct Waveforms {
 
 impl Waveforms {
     pub fn signal(&self, name: &str) -> Option<&Signal> {
-        self.signals
-            .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(name))
+        self.signals.iter().find(|s| s.name.eq_ignore_ascii_case(name))
     }
 }
