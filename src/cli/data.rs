@@ -101,6 +101,10 @@ fn check(data: Option<PathBuf>) -> anyhow::Result<()> {
             } else {
                 ""
             };
+            if report.empty {
+                println!("{kind}: {} is empty", loc.dir.display());
+                continue;
+            }
             println!(
                 "{kind}: {} [variant {}{note}]",
                 loc.dir.display(),
@@ -108,7 +112,15 @@ fn check(data: Option<PathBuf>) -> anyhow::Result<()> {
             );
             for s in &report.splits {
                 match &s.result {
-                    Ok(n) => println!("  {:5}  {n} images", s.split.name()),
+                    Ok(n) => {
+                        let official = kind.official_len(s.split);
+                        let note = if *n == official {
+                            String::new()
+                        } else {
+                            format!(" (the official split has {official})")
+                        };
+                        println!("  {:5}  {n} images{note}", s.split.name())
+                    }
                     Err(e) => println!(
                         "  {:5}  UNUSABLE: {}",
                         s.split.name(),

@@ -4,7 +4,8 @@ use super::digest::{content_name, Algorithm};
 use super::fetch::read_sha256sums;
 use super::locate::find_all;
 use super::{
-    known_content_digest, load_from, read_file, DatasetKind, DatasetLocation, Split, Variant,
+    known_content_digest, load_from, read_file, DataError, DatasetKind, DatasetLocation, Split,
+    Variant,
 };
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub struct LocationCheck {
     pub location: DatasetLocation,
     pub splits: Vec<SplitCheck>,
     pub files: Vec<FileCheck>,
+    /// The folder exists but holds none of the dataset's files (not an error).
+    pub empty: bool,
 }
 
 impl LocationCheck {
@@ -63,28 +66,32 @@ impl LocationCheck {
 /// Loads both splits of a folder (the same code path as training uses) and
 /// verifies each file's checksum.
 pub fn check_location(location: &DatasetLocation) -> LocationCheck {
+    let paths = location.present_files();
+    if paths.is_empty() {
+        return LocationCheck {
+            location: location.clone(),
+            splits: Vec::new(),
+            files: Vec::new(),
+            empty: true,
+        };
+    }
     let splits = [Split::Train, Split::Test]
         .into_iter()
-        .map(|split| SplitCheck {
-            split,
-            result: load_from(location, split)
-                .map(|d| d.len())
-                .map_err(|e| e.to_string()),
+        .map(|split| {
+            let result = match location.split_files(split) {
+                Err(DataError::NotFound { searched, .. }) => Err(searched
+                    .into_iter()
+                    .map(|(_, why)| why)
+                    .collect::<Vec<_>>()
+                    .join("; ")),
+                Err(e) => Err(e.to_string()),
+                Ok(_) => load_from(location, split)
+                    .map(|d| d.len())
+                    .map_err(|e| e.to_string()),
+            };
+            SplitCheck { split, result }
         })
         .collect();
-    let mut paths: Vec<PathBuf> = [Split::Train, Split::Test]
-        .iter()
-        .filter_map(|&s| location.split_files(s).ok())
-        .flat_map(|f| {
-            f.paths()
-                .into_iter()
-                .map(Path::to_path_buf)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    // Train and test share batches.meta.txt: list every file once.
-    let mut seen = std::collections::HashSet::new();
-    paths.retain(|p| seen.insert(p.clone()));
     let recorded = if location.variant == Variant::Cifar10 {
         read_sha256sums(&location.dir).unwrap_or_default()
     } else {
@@ -101,6 +108,7 @@ pub fn check_location(location: &DatasetLocation) -> LocationCheck {
         location: location.clone(),
         splits,
         files,
+        empty: false,
     }
 }
 

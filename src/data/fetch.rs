@@ -185,10 +185,11 @@ pub fn fetch_files(
     files: &[RemoteFile],
     progress: bool,
 ) -> Result<Vec<FetchedFile>, DataError> {
+    let created = !dir.exists();
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     let agent = agent();
     let mut out = Vec::new();
-    for remote in files {
+    let result = files.iter().try_for_each(|remote| {
         let url = format!("{}/{}", base_url.trim_end_matches('/'), remote.name);
         match &remote.unpack {
             Unpack::Keep => out.push(fetch_single(&agent, &url, dir, remote, progress)?),
@@ -196,8 +197,13 @@ pub fn fetch_files(
                 out.extend(fetch_archive(&agent, &url, dir, remote, members, progress)?)
             }
         }
+        Ok(())
+    });
+    if result.is_err() && created {
+        // Leave no empty dataset folder behind (remove_dir refuses non-empty ones).
+        let _ = std::fs::remove_dir(dir);
     }
-    Ok(out)
+    result.map(|()| out)
 }
 
 fn agent() -> ureq::Agent {
@@ -232,8 +238,10 @@ fn fetch_single(
     progress: bool,
 ) -> Result<FetchedFile, DataError> {
     let dest = dir.join(&remote.name);
-    // A valid copy under any spelling means nothing to do; corrupt copies are
-    // remembered so they can be set aside once a good one is in place.
+    // A valid copy under any spelling means nothing to download. Corrupt
+    // copies under other spellings are set aside either way: the loader might
+    // pick them before the good file.
+    let mut valid = None;
     let mut corrupt = Vec::new();
     for spelling in stored_spellings(&remote.name) {
         let path = dir.join(&spelling);
@@ -241,15 +249,17 @@ fn fetch_single(
             continue;
         }
         if verify_stored(&path, &remote.verify).is_ok() {
-            return Ok(FetchedFile {
-                path,
-                action: FileAction::AlreadyValid,
-                set_aside: Vec::new(),
-            });
-        }
-        if path != dest {
+            valid.get_or_insert(path);
+        } else if path != dest {
             corrupt.push(path);
         }
+    }
+    if let Some(path) = valid {
+        return Ok(FetchedFile {
+            path,
+            action: FileAction::AlreadyValid,
+            set_aside: set_aside(corrupt)?,
+        });
     }
     let download = download(
         agent,

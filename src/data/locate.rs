@@ -219,6 +219,27 @@ impl DatasetLocation {
             .find(|p| p.is_file())
     }
 
+    /// Every dataset file of either split that exists in the folder.
+    pub fn present_files(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for split in [Split::Train, Split::Test] {
+            match self.kind {
+                DatasetKind::Mnist | DatasetKind::FashionMnist => {
+                    let (images, labels) = idx_stems(split);
+                    found.extend(self.find_idx(images));
+                    found.extend(self.find_idx(labels));
+                }
+                DatasetKind::Cifar10 => {
+                    found.extend(cifar_stems(split).iter().filter_map(|s| self.find_cifar(s)))
+                }
+            }
+        }
+        if self.kind == DatasetKind::Cifar10 {
+            found.extend(self.find_cifar_plain(CIFAR_META));
+        }
+        found
+    }
+
     /// Whether the folder holds every file of both splits.
     pub fn is_complete(&self) -> bool {
         [Split::Train, Split::Test]

@@ -220,7 +220,8 @@ impl Dataset {
         out
     }
 
-    /// A copy of images and labels `range` (same kind, variant and class names).
+    /// A copy of images and labels `range` (same kind, variant and class
+    /// names). Panics if `range` goes past the end, as slicing does.
     pub fn subset(&self, range: Range<usize>) -> Dataset {
         let n = self.image_len();
         Dataset {
@@ -257,7 +258,14 @@ impl Dataset {
 
     /// Number of images per class, indexed by label.
     pub fn class_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0usize; self.class_names.len().max(10)];
+        // Sized for every class name and every label actually present.
+        let max_label = self
+            .labels
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |l| l as usize + 1);
+        let mut counts = vec![0usize; self.class_names.len().max(max_label)];
         for &l in &self.labels {
             counts[l as usize] += 1;
         }
@@ -383,8 +391,6 @@ pub enum DataError {
     },
     #[error("{file}: {source}")]
     Archive { file: String, source: TarError },
-    #[error("{dataset} cannot be downloaded: {reason}")]
-    NotDownloadable { dataset: String, reason: String },
 }
 
 fn list_searched(searched: &[(PathBuf, String)]) -> String {
