@@ -717,8 +717,9 @@ fn reference(name: &str) -> Netlist {
 fn reference_lif() {
     let n = reference("lif.cir");
     assert!(n.title.starts_with("* lif.cir"));
-    assert_eq!(n.cards.len(), 10);
-    let Card::Element(reset) = &n.cards[5] else {
+    // .param iin, .param tstop, 5 elements, .model, .spike, .neuron, .options, .tran
+    assert_eq!(n.cards.len(), 12);
+    let Card::Element(reset) = &n.cards[6] else {
         panic!()
     };
     assert_eq!(reset.name, "r1");

@@ -4,8 +4,7 @@
 #   fi.csv    neuron,current_a,rate_hz,first_spike_s   (0.2 s runs, rate from the mean ISI after the first spike)
 #   sine.csv  neuron,time_s                            (every spike of the 1 s sine bench)
 #   mif_wave.csv time_s,v_mem_v                         (MIF at 2.5 nA, first 20 ms, every accepted ngspice point)
-# Spike rule: LIF = the reset, a drop of V(mem) by more than 10 mV between points
-# (the switch closes within ns of V = -50 mV);
+# Spike rule: LIF = the peak of V(mem) at -50 mV, where the reset switch closes;
 # MIF/MIF2 = upward crossing of max(x1[,x2]) = 0.5, both linearly interpolated;
 # a crossing counts again only after x fell below 0.3.
 set -euo pipefail
@@ -19,8 +18,11 @@ command -v ngspice >/dev/null || { echo "ngspice not found (apt-get install ngsp
 spikes() {
   awk -v neuron="$2" '
     { t=$1; v=$2; if (neuron=="lif") {
-        # The switch fires within ns of V = -50 mV; its reset is the drop.
-        if (NR>1 && pv - v > 0.01) printf "%.10e\n", pt;
+        # The switch closes at V = -50 mV (a breakpoint in ngspice), so the
+        # spike is the peak of V: the last point before V starts to fall.
+        if (NR==1) armed=1;
+        if (armed && NR>1 && pv > -0.0505 && v < pv) { printf "%.10e\n", pt; armed=0 }
+        if (!armed && v < -0.06) armed=1;
         pt=t; pv=v; next }
       s=$4+0; if (neuron=="mif2" && $6+0>s) s=$6+0; lvl=0.5; rearm=0.2
       # Schmitt trigger: re-arm only after the signal fell well below the level,
