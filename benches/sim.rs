@@ -8,12 +8,22 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::Path;
 
 fn run(netlist: &str, overrides: &[(&str, f64)]) -> usize {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("netlists").join(netlist);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("netlists")
+        .join(netlist);
     let parsed = parse_file(&path).unwrap();
-    let ov: Vec<(String, Expr)> = overrides.iter().map(|(n, v)| (n.to_string(), Expr::Num(*v))).collect();
+    let ov: Vec<(String, Expr)> = overrides
+        .iter()
+        .map(|(n, v)| (n.to_string(), Expr::Num(*v)))
+        .collect();
     let mut c = elaborate(&parsed, &ov).unwrap();
     let mut mna = analysis::build(&mut c).unwrap();
-    let tran = c.analyses.iter().find(|a| matches!(a, Analysis::Tran { .. })).unwrap().clone();
+    let tran = c
+        .analyses
+        .iter()
+        .find(|a| matches!(a, Analysis::Tran { .. }))
+        .unwrap()
+        .clone();
     analysis::run(&mut c, &mut mna, &tran).unwrap().spikes.len()
 }
 
@@ -24,7 +34,9 @@ fn general_engine(c: &mut Criterion) {
     g.bench_function("lif_sine_1s", |b| b.iter(|| run("lif_sine.cir", &[])));
     g.bench_function("mif_sine_1s", |b| b.iter(|| run("mif_sine.cir", &[])));
     g.bench_function("mif2_sine_1s", |b| b.iter(|| run("mif2_sine.cir", &[])));
-    g.bench_function("mif_2.5nA_1s", |b| b.iter(|| run("mif.cir", &[("iin", 2.5e-9)])));
+    g.bench_function("mif_2.5nA_1s", |b| {
+        b.iter(|| run("mif.cir", &[("iin", 2.5e-9)]))
+    });
     g.finish();
 }
 

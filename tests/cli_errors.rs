@@ -19,7 +19,10 @@ fn sim(dir: &Path, text: &str, extra: &[&str]) -> (i32, String) {
         .arg("-q")
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 const MIF: &str = "YMEMRISTOR M1 mem rest tsm1\n.MODEL tsm1 MEMRISTOR LEVEL=101\n";
@@ -76,17 +79,31 @@ fn malformed_netlists_give_located_errors_and_exit_1() {
             failures.push(format!("{case}: exit {code}, stderr: {}", err.trim()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
     assert!(CASES.len() >= 35);
 }
 
 #[test]
 fn unknown_param_override_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, err) = sim(dir.path(), "t\n.param r=1k\nV1 a 0 1\nR1 a 0 {r}\n.op\n", &["--param", "rr=2k"]);
+    let (code, err) = sim(
+        dir.path(),
+        "t\n.param r=1k\nV1 a 0 1\nR1 a 0 {r}\n.op\n",
+        &["--param", "rr=2k"],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("no .param named 'rr'"), "{err}");
-    let (code, _) = sim(dir.path(), "t\n.param r=1k\nV1 a 0 1\nR1 a 0 {r}\n.op\n", &["--param", "r=2k"]);
+    let (code, _) = sim(
+        dir.path(),
+        "t\n.param r=1k\nV1 a 0 1\nR1 a 0 {r}\n.op\n",
+        &["--param", "r=2k"],
+    );
     assert_eq!(code, 0);
 }
 
@@ -103,7 +120,10 @@ fn non_convergence_names_time_step_and_culprit() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("transient analysis failed at t = "), "{err}");
     assert!(err.contains("with step "), "{err}");
-    assert!(err.contains("vrest") || err.contains("'m1'") || err.contains("node 'mem'"), "{err}");
+    assert!(
+        err.contains("vrest") || err.contains("'m1'") || err.contains("node 'mem'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -117,14 +137,29 @@ fn sim_writes_every_output_file() {
         .status()
         .unwrap();
     assert!(status.success());
-    for f in ["waveforms.csv", "mif.raw", "spikes.csv", "summary.json", "figure.svg"] {
+    for f in [
+        "waveforms.csv",
+        "mif.raw",
+        "spikes.csv",
+        "summary.json",
+        "figure.svg",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     let header = std::fs::read_to_string(out.join("waveforms.csv")).unwrap();
     let header = header.lines().next().unwrap();
     assert_eq!(header, "time_s,v(mem),v(rest),i(vrest),x(m1),i(iin)");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    for key in ["analysis", "accepted_steps", "rejected_steps", "newton_iterations", "wall_s", "spike_count", "mean_rate_hz"] {
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "analysis",
+        "accepted_steps",
+        "rejected_steps",
+        "newton_iterations",
+        "wall_s",
+        "spike_count",
+        "mean_rate_hz",
+    ] {
         assert!(summary.get(key).is_some(), "summary lacks {key}");
     }
     // 2.5 nA: about 392 Hz, so 20 ms holds 7 or 8 spikes.

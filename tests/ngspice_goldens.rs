@@ -14,16 +14,27 @@ fn root() -> PathBuf {
 
 fn simulate(netlist: &str, overrides: &[(&str, f64)]) -> AnalysisResult {
     let parsed = parse_file(&root().join("netlists").join(netlist)).unwrap();
-    let ov: Vec<(String, Expr)> = overrides.iter().map(|(n, v)| (n.to_string(), Expr::Num(*v))).collect();
+    let ov: Vec<(String, Expr)> = overrides
+        .iter()
+        .map(|(n, v)| (n.to_string(), Expr::Num(*v)))
+        .collect();
     let mut c = elaborate(&parsed, &ov).unwrap();
     let mut mna = analysis::build(&mut c).unwrap();
-    let tran = c.analyses.iter().find(|a| matches!(a, Analysis::Tran { .. })).unwrap().clone();
+    let tran = c
+        .analyses
+        .iter()
+        .find(|a| matches!(a, Analysis::Tran { .. }))
+        .unwrap()
+        .clone();
     analysis::run(&mut c, &mut mna, &tran).unwrap()
 }
 
 fn golden(name: &str) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(root().join("tests/ngspice/golden").join(name)).unwrap();
-    text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
 }
 
 fn rate(s: &[f64]) -> f64 {
@@ -41,10 +52,25 @@ fn rates_and_first_spikes_match_ngspice() {
     let results: Vec<(String, f64, f64, f64, Option<f64>, Option<f64>)> = rows
         .par_iter()
         .map(|r| {
-            let (neuron, current, ng_rate) = (r[0].clone(), r[1].parse::<f64>().unwrap(), r[2].parse::<f64>().unwrap());
+            let (neuron, current, ng_rate) = (
+                r[0].clone(),
+                r[1].parse::<f64>().unwrap(),
+                r[2].parse::<f64>().unwrap(),
+            );
             let ng_first = r.get(3).and_then(|s| s.parse::<f64>().ok());
-            let s = simulate(&format!("{neuron}.cir"), &[("iin", current), ("tstop", 0.2)]).spikes;
-            (neuron, current, ng_rate, rate(&s), ng_first, s.first().copied())
+            let s = simulate(
+                &format!("{neuron}.cir"),
+                &[("iin", current), ("tstop", 0.2)],
+            )
+            .spikes;
+            (
+                neuron,
+                current,
+                ng_rate,
+                rate(&s),
+                ng_first,
+                s.first().copied(),
+            )
         })
         .collect();
     let mut worst_rate: f64 = 0.0;
@@ -52,22 +78,35 @@ fn rates_and_first_spikes_match_ngspice() {
     for (neuron, current, ng, ours, ng_first, first) in results {
         let tol = if neuron == "lif" { 0.005 } else { 0.01 };
         if ng == 0.0 {
-            assert_eq!(ours, 0.0, "{neuron} {current}: ngspice silent, circsnn {ours} Hz");
+            assert_eq!(
+                ours, 0.0,
+                "{neuron} {current}: ngspice silent, circsnn {ours} Hz"
+            );
         } else {
             let err = (ours - ng).abs() / ng;
             worst_rate = worst_rate.max(err);
-            assert!(err <= tol, "{neuron} {current}: {ours:.3} Hz vs ngspice {ng:.3} Hz");
+            assert!(
+                err <= tol,
+                "{neuron} {current}: {ours:.3} Hz vs ngspice {ng:.3} Hz"
+            );
         }
         match (ng_first, first) {
             (Some(a), Some(b)) => {
                 worst_first = worst_first.max((a - b).abs());
-                assert!((a - b).abs() <= 20e-6, "{neuron} {current}: first spike {b:.7} s vs ngspice {a:.7} s");
+                assert!(
+                    (a - b).abs() <= 20e-6,
+                    "{neuron} {current}: first spike {b:.7} s vs ngspice {a:.7} s"
+                );
             }
             (None, None) => {}
             (a, b) => panic!("{neuron} {current}: first spike ngspice {a:?} vs circsnn {b:?}"),
         }
     }
-    eprintln!("worst rate error {:.4} %, worst first-spike error {:.2} µs", worst_rate * 100.0, worst_first * 1e6);
+    eprintln!(
+        "worst rate error {:.4} %, worst first-spike error {:.2} µs",
+        worst_rate * 100.0,
+        worst_first * 1e6
+    );
 }
 
 /// Sine bench: the same count (±2), the first spike within 20 µs, and
@@ -80,17 +119,47 @@ fn rates_and_first_spikes_match_ngspice() {
 #[test]
 fn sine_bench_spike_trains_match_ngspice() {
     let rows = golden("sine.csv");
-    let results: Vec<(&str, Vec<f64>)> =
-        ["lif", "mif", "mif2"].par_iter().map(|n| (*n, simulate(&format!("{n}_sine.cir"), &[]).spikes)).collect();
+    let results: Vec<(&str, Vec<f64>)> = ["lif", "mif", "mif2"]
+        .par_iter()
+        .map(|n| (*n, simulate(&format!("{n}_sine.cir"), &[]).spikes))
+        .collect();
     for (neuron, ours) in results {
-        let ng: Vec<f64> = rows.iter().filter(|r| r[0] == neuron).map(|r| r[1].parse().unwrap()).collect();
-        assert!((ng.len() as i64 - ours.len() as i64).abs() <= 2, "{neuron}: {} spikes vs ngspice {}", ours.len(), ng.len());
-        assert!((ng[0] - ours[0]).abs() <= 20e-6, "{neuron}: first spike {} vs ngspice {}", ours[0], ng[0]);
-        let worst = ng.iter().zip(&ours).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        eprintln!("{neuron}: {} vs {} spikes, first {:.2} µs apart, worst by index {:.1} µs", ours.len(), ng.len(), (ng[0] - ours[0]).abs() * 1e6, worst * 1e6);
+        let ng: Vec<f64> = rows
+            .iter()
+            .filter(|r| r[0] == neuron)
+            .map(|r| r[1].parse().unwrap())
+            .collect();
+        assert!(
+            (ng.len() as i64 - ours.len() as i64).abs() <= 2,
+            "{neuron}: {} spikes vs ngspice {}",
+            ours.len(),
+            ng.len()
+        );
+        assert!(
+            (ng[0] - ours[0]).abs() <= 20e-6,
+            "{neuron}: first spike {} vs ngspice {}",
+            ours[0],
+            ng[0]
+        );
+        let worst = ng
+            .iter()
+            .zip(&ours)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{neuron}: {} vs {} spikes, first {:.2} µs apart, worst by index {:.1} µs",
+            ours.len(),
+            ng.len(),
+            (ng[0] - ours[0]).abs() * 1e6,
+            worst * 1e6
+        );
         if neuron != "lif" {
             assert_eq!(ng.len(), ours.len(), "{neuron}");
-            assert!(worst <= 2e-3, "{neuron}: spikes drift {:.1} µs from ngspice", worst * 1e6);
+            assert!(
+                worst <= 2e-3,
+                "{neuron}: spikes drift {:.1} µs from ngspice",
+                worst * 1e6
+            );
         }
     }
 }
@@ -101,7 +170,10 @@ fn sine_bench_spike_trains_match_ngspice() {
 #[test]
 fn mif_waveform_matches_ngspice() {
     let rows = golden("mif_wave.csv");
-    let ng: Vec<(f64, f64)> = rows.iter().map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap())).collect();
+    let ng: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+        .collect();
     let r = simulate("mif.cir", &[("iin", 2.5e-9), ("tstop", 0.02)]);
     let t = &r.waveforms.sweep;
     let v = &r.waveforms.signal("v(mem)").unwrap().values;
@@ -118,7 +190,10 @@ fn mif_waveform_matches_ngspice() {
         worst = worst.max((ours - vn).abs());
         compared += 1;
     }
-    eprintln!("compared {compared} points, worst |Δv| = {:.3} mV", worst * 1e3);
+    eprintln!(
+        "compared {compared} points, worst |Δv| = {:.3} mV",
+        worst * 1e3
+    );
     assert!(compared > 1000);
     assert!(worst < 0.2e-3, "worst |Δv| {:.3} mV", worst * 1e3);
 }

@@ -13,12 +13,22 @@ use std::path::Path;
 
 /// Spike times of a shipped netlist with `.param` overrides.
 fn spikes(netlist: &str, overrides: &[(&str, f64)]) -> Vec<f64> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("netlists").join(netlist);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("netlists")
+        .join(netlist);
     let parsed = parse_file(&path).unwrap();
-    let ov: Vec<(String, Expr)> = overrides.iter().map(|(n, v)| (n.to_string(), Expr::Num(*v))).collect();
+    let ov: Vec<(String, Expr)> = overrides
+        .iter()
+        .map(|(n, v)| (n.to_string(), Expr::Num(*v)))
+        .collect();
     let mut c = elaborate(&parsed, &ov).unwrap();
     let mut mna = analysis::build(&mut c).unwrap();
-    let tran = c.analyses.iter().find(|a| matches!(a, Analysis::Tran { .. })).unwrap().clone();
+    let tran = c
+        .analyses
+        .iter()
+        .find(|a| matches!(a, Analysis::Tran { .. }))
+        .unwrap()
+        .clone();
     analysis::run(&mut c, &mut mna, &tran).unwrap().spikes
 }
 
@@ -57,10 +67,17 @@ fn check_column(netlist: &str, column: usize, tol: f64) {
         .collect();
     for (i, want, got) in rows {
         if want == 0.0 {
-            assert_eq!(got, 0.0, "{netlist} at {i} nA should be silent, fires at {got} Hz");
+            assert_eq!(
+                got, 0.0,
+                "{netlist} at {i} nA should be silent, fires at {got} Hz"
+            );
         } else {
             let err = (got - want).abs() / want;
-            assert!(err <= tol, "{netlist} at {i} nA: {got:.3} Hz vs reference {want:.3} Hz ({:.3} %)", err * 100.0);
+            assert!(
+                err <= tol,
+                "{netlist} at {i} nA: {got:.3} Hz vs reference {want:.3} Hz ({:.3} %)",
+                err * 100.0
+            );
         }
     }
 }
@@ -97,11 +114,26 @@ fn mif2_rates_match_ngspice() {
 /// the threshold is reached.
 #[test]
 fn sine_bench_counts_and_first_spikes() {
-    let cases = [("lif_sine.cir", 137, 0.3060911), ("mif_sine.cir", 177, 0.2915), ("mif2_sine.cir", 101, 0.2710)];
+    let cases = [
+        ("lif_sine.cir", 137, 0.3060911),
+        ("mif_sine.cir", 177, 0.2915),
+        ("mif2_sine.cir", 101, 0.2710),
+    ];
     let results: Vec<_> = cases.par_iter().map(|c| (c, spikes(c.0, &[]))).collect();
     for ((name, count, first), s) in results {
-        assert!((s.len() as i64 - *count as i64).abs() <= 2, "{name}: {} spikes, reference {count}", s.len());
-        assert!((s[0] - first).abs() <= 0.05e-3, "{name}: first spike {:.6} s, reference {first} s", s[0]);
-        assert!(s.iter().all(|&t| (0.25..0.75).contains(&t)), "{name}: spikes outside the supra-threshold window");
+        assert!(
+            (s.len() as i64 - *count as i64).abs() <= 2,
+            "{name}: {} spikes, reference {count}",
+            s.len()
+        );
+        assert!(
+            (s[0] - first).abs() <= 0.05e-3,
+            "{name}: first spike {:.6} s, reference {first} s",
+            s[0]
+        );
+        assert!(
+            s.iter().all(|&t| (0.25..0.75).contains(&t)),
+            "{name}: spikes outside the supra-threshold window"
+        );
     }
 }

@@ -44,7 +44,11 @@ fn memristor_operating_point_picks_the_state_from_x0() {
 
 #[test]
 fn dc_sweep_is_linear_for_a_divider() {
-    let nl = parse_str("dc\nV1 a 0 0\nR1 a b 1k\nR2 b 0 3k\n.dc V1 0 2 0.5\n", Path::new("t.cir")).unwrap();
+    let nl = parse_str(
+        "dc\nV1 a 0 0\nR1 a b 1k\nR2 b 0 3k\n.dc V1 0 2 0.5\n",
+        Path::new("t.cir"),
+    )
+    .unwrap();
     let mut c = elaborate(&nl, &[]).unwrap();
     let mut mna = analysis::build(&mut c).unwrap();
     let a = c.analyses[0].clone();
@@ -61,17 +65,38 @@ fn save_filters_columns_and_step_runs_each_value() {
     let net = dir.path().join("s.cir");
     std::fs::write(&net, "step\n.param r=1k\nV1 a 0 PULSE(0 1 0 1u 1u 1 2)\nR1 a b {r}\nC1 b 0 1u\n.save v(b) v(a,b)\n.step param r list 1k 2k\n.tran 10u 2m\n").unwrap();
     let out = dir.path().join("o");
-    let st = Command::new(env!("CARGO_BIN_EXE_circsnn")).arg("sim").arg(&net).arg("--out").arg(&out).arg("-q").status().unwrap();
+    let st = Command::new(env!("CARGO_BIN_EXE_circsnn"))
+        .arg("sim")
+        .arg(&net)
+        .arg("--out")
+        .arg(&out)
+        .arg("-q")
+        .status()
+        .unwrap();
     assert!(st.success());
     let mut last_b = Vec::new();
     for k in ["step001", "step002"] {
         let csv = std::fs::read_to_string(out.join(k).join("waveforms.csv")).unwrap();
         // A name with a comma is quoted, as CSV requires.
         assert_eq!(csv.lines().next().unwrap(), "time_s,v(b),\"v(a,b)\"");
-        let last = csv.lines().last().unwrap().split(',').nth(1).unwrap().parse::<f64>().unwrap();
+        let last = csv
+            .lines()
+            .last()
+            .unwrap()
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .parse::<f64>()
+            .unwrap();
         last_b.push(last);
     }
     // At 2 ms: 1 − e^{−2} for τ = 1 ms, 1 − e^{−1} for τ = 2 ms.
-    assert!((last_b[0] - (1.0 - (-2.0f64).exp())).abs() < 5e-3, "{last_b:?}");
-    assert!((last_b[1] - (1.0 - (-1.0f64).exp())).abs() < 5e-3, "{last_b:?}");
+    assert!(
+        (last_b[0] - (1.0 - (-2.0f64).exp())).abs() < 5e-3,
+        "{last_b:?}"
+    );
+    assert!(
+        (last_b[1] - (1.0 - (-1.0f64).exp())).abs() < 5e-3,
+        "{last_b:?}"
+    );
 }

@@ -20,7 +20,13 @@ pub fn initial_guess(circuit: &Circuit) -> Vec<f64> {
 
 /// Solve the operating point at `time` into x (which holds the initial
 /// guess). `dc_analysis` picks sources' DC values instead of waveforms.
-pub fn solve(circuit: &Circuit, mna: &mut Mna, x: &mut [f64], time: f64, dc_analysis: bool) -> Result<(), NewtonFailure> {
+pub fn solve(
+    circuit: &Circuit,
+    mna: &mut Mna,
+    x: &mut [f64],
+    time: f64,
+    dc_analysis: bool,
+) -> Result<(), NewtonFailure> {
     let o = &circuit.options;
     let pins = circuit.node_ics.clone();
     let guess = x.to_vec();
@@ -38,7 +44,12 @@ pub fn solve(circuit: &Circuit, mna: &mut Mna, x: &mut [f64], time: f64, dc_anal
     // Device states (memristor x) are first held at their initial values
     // while the node voltages settle; otherwise the first Newton step, taken
     // from all-zero voltages, can throw a bistable device into the wrong state.
-    let holds: Vec<(usize, f64)> = circuit.devices.iter().filter_map(|d| d.state_unknown()).map(|i| (i, guess[i])).collect();
+    let holds: Vec<(usize, f64)> = circuit
+        .devices
+        .iter()
+        .filter_map(|d| d.state_unknown())
+        .map(|i| (i, guess[i]))
+        .collect();
     if !holds.is_empty() {
         let mut sys = system(0.0, 1.0);
         sys.holds = &holds;
@@ -104,7 +115,8 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna) -> Result<AnalysisResult, Analy
     }
     let iterations_before = mna.stats.newton_iterations;
     let mut x = initial_guess(circuit);
-    solve(circuit, mna, &mut x, 0.0, true).map_err(|e| AnalysisError::OpFailed(e.describe(circuit)))?;
+    solve(circuit, mna, &mut x, 0.0, true)
+        .map_err(|e| AnalysisError::OpFailed(e.describe(circuit)))?;
     let mut rec = Recorder::new(circuit);
     rec.record(circuit, 0.0, &x, 0.0, true);
     Ok(AnalysisResult {

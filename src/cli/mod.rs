@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "circsnn", version, about = "Spiking neural networks whose neurons are real circuits")]
+#[command(
+    name = "circsnn",
+    version,
+    about = "Spiking neural networks whose neurons are real circuits"
+)]
 pub struct Cli {
     /// Worker threads for every parallel stage (default: all cores).
     #[arg(long, global = true)]
@@ -31,7 +35,10 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+        {
             eprintln!("error: cannot set up {n} threads: {e}");
             return ExitCode::FAILURE;
         }

@@ -34,22 +34,31 @@ pub fn resolve_netlist(path: &Path) -> anyhow::Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     if path.components().count() == 1 {
-        for base in [PathBuf::from("netlists"), Path::new(env!("CARGO_MANIFEST_DIR")).join("netlists")] {
+        for base in [
+            PathBuf::from("netlists"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("netlists"),
+        ] {
             let candidate = base.join(path);
             if candidate.exists() {
                 return Ok(candidate);
             }
         }
     }
-    bail!("{}: no such netlist (also looked in netlists/)", path.display())
+    bail!(
+        "{}: no such netlist (also looked in netlists/)",
+        path.display()
+    )
 }
 
 /// Parse `NAME=VALUE` overrides.
 pub fn parse_overrides(list: &[String]) -> anyhow::Result<Vec<(String, Expr)>> {
     list.iter()
         .map(|s| {
-            let (name, value) = s.split_once('=').with_context(|| format!("--param {s}: expected NAME=VALUE"))?;
-            let expr = netlist::parse_expr(value.trim()).map_err(|e| anyhow::anyhow!("--param {s}: {e}"))?;
+            let (name, value) = s
+                .split_once('=')
+                .with_context(|| format!("--param {s}: expected NAME=VALUE"))?;
+            let expr = netlist::parse_expr(value.trim())
+                .map_err(|e| anyhow::anyhow!("--param {s}: {e}"))?;
             Ok((name.trim().to_ascii_lowercase(), expr))
         })
         .collect()
@@ -58,15 +67,25 @@ pub fn parse_overrides(list: &[String]) -> anyhow::Result<Vec<(String, Expr)>> {
 pub fn run(args: SimArgs, quiet: bool) -> anyhow::Result<()> {
     let path = resolve_netlist(&args.netlist)?;
     let formats = Formats::parse(&args.format)?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "sim".into());
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(&stem));
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sim".into());
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out").join(&stem));
     let overrides = parse_overrides(&args.params)?;
     let parsed = netlist::parse_file(&path)?;
     let circuit = circuit::elaborate(&parsed, &overrides)?;
     if circuit.analyses.is_empty() {
-        bail!("{}: no analysis to run (add .tran, .dc or .op)", path.display());
+        bail!(
+            "{}: no analysis to run (add .tran, .dc or .op)",
+            path.display()
+        );
     }
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create output folder {}", out.display()))?;
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create output folder {}", out.display()))?;
 
     if circuit.steps.is_empty() {
         run_circuit(circuit, &out, &stem, &formats, &args, quiet)?;
@@ -75,7 +94,14 @@ pub fn run(args: SimArgs, quiet: bool) -> anyhow::Result<()> {
         let steps = circuit.steps.clone();
         let mut combos: Vec<Vec<(String, f64)>> = vec![Vec::new()];
         for (name, values) in &steps {
-            combos = combos.iter().flat_map(|c| values.iter().map(move |v| [c.clone(), vec![(name.clone(), *v)]].concat())).collect();
+            combos = combos
+                .iter()
+                .flat_map(|c| {
+                    values
+                        .iter()
+                        .map(move |v| [c.clone(), vec![(name.clone(), *v)]].concat())
+                })
+                .collect();
         }
         for (k, combo) in combos.iter().enumerate() {
             let mut ov = overrides.clone();
@@ -83,7 +109,8 @@ pub fn run(args: SimArgs, quiet: bool) -> anyhow::Result<()> {
             let c = circuit::elaborate(&parsed, &ov)?;
             let label: Vec<String> = combo.iter().map(|(n, v)| format!("{n}={v:e}")).collect();
             let dir = out.join(format!("step{:03}", k + 1));
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             if !quiet {
                 eprintln!("step {} of {}: {}", k + 1, combos.len(), label.join(" "));
             }
@@ -100,7 +127,10 @@ struct Formats {
 
 impl Formats {
     fn parse(list: &[String]) -> anyhow::Result<Self> {
-        let mut f = Formats { csv: false, raw: None };
+        let mut f = Formats {
+            csv: false,
+            raw: None,
+        };
         for s in list {
             match s.trim().to_ascii_lowercase().as_str() {
                 "csv" => f.csv = true,
@@ -113,7 +143,14 @@ impl Formats {
     }
 }
 
-fn run_circuit(mut circuit: Circuit, out: &Path, stem: &str, formats: &Formats, args: &SimArgs, quiet: bool) -> anyhow::Result<()> {
+fn run_circuit(
+    mut circuit: Circuit,
+    out: &Path,
+    stem: &str,
+    formats: &Formats,
+    args: &SimArgs,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let mut mna = analysis::build(&mut circuit)?;
     let analyses = circuit.analyses.clone();
     let several = analyses.len() > 1;
@@ -123,15 +160,25 @@ fn run_circuit(mut circuit: Circuit, out: &Path, stem: &str, formats: &Formats, 
             Analysis::Dc { .. } => "dc",
             Analysis::Tran { .. } => "tran",
         };
-        let prefix = if several { format!("{}-{kind}-", k + 1) } else { String::new() };
+        let prefix = if several {
+            format!("{}-{kind}-", k + 1)
+        } else {
+            String::new()
+        };
         let start = Instant::now();
         let result = analysis::run(&mut circuit, &mut mna, a)?;
         let wall = start.elapsed().as_secs_f64();
-        write_outputs(&circuit, a, &result, wall, out, &prefix, stem, formats, args)?;
+        write_outputs(
+            &circuit, a, &result, wall, out, &prefix, stem, formats, args,
+        )?;
         if !quiet {
             let rate = match a {
                 Analysis::Tran { .. } if circuit.spike.is_some() => {
-                    format!(", {} spikes ({:.2} Hz)", result.spikes.len(), result.spikes.len() as f64 / result.interval_s)
+                    format!(
+                        ", {} spikes ({:.2} Hz)",
+                        result.spikes.len(),
+                        result.spikes.len() as f64 / result.interval_s
+                    )
                 }
                 _ => String::new(),
             };
@@ -179,7 +226,14 @@ fn write_outputs(
         out_files::write_spikes_csv(&file("spikes.csv"), &rows)?;
         let membrane = circuit.unknowns[spike.node].name.clone();
         let input = input_current_signal(circuit);
-        out_files::neuron_figure(&file("figure.svg"), &r.waveforms, input.as_deref(), &membrane, &r.spikes, args.filter_tau)?;
+        out_files::neuron_figure(
+            &file("figure.svg"),
+            &r.waveforms,
+            input.as_deref(),
+            &membrane,
+            &r.spikes,
+            args.filter_tau,
+        )?;
     } else if let Analysis::Tran { .. } = analysis {
         // No neuron: plot every node voltage.
         let series: Vec<(&str, &[f64], &[f64])> = r
@@ -187,9 +241,21 @@ fn write_outputs(
             .signals
             .iter()
             .take(circuit.node_count.min(8))
-            .map(|s| (s.name.as_str(), r.waveforms.sweep.as_slice(), s.values.as_slice()))
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    r.waveforms.sweep.as_slice(),
+                    s.values.as_slice(),
+                )
+            })
             .collect();
-        out_files::line_figure(&file("figure.svg"), &circuit.title, "time (s)", "voltage (V)", &series)?;
+        out_files::line_figure(
+            &file("figure.svg"),
+            &circuit.title,
+            "time (s)",
+            "voltage (V)",
+            &series,
+        )?;
     }
     let summary = RunSummary {
         analysis: r.waveforms.analysis.clone(),
@@ -224,7 +290,12 @@ fn saved_waveforms(circuit: &Circuit, all: &Waveforms) -> Option<Waveforms> {
                 sa.zip(sb).map(|(sa, sb)| Signal {
                     name: format!("v({a},{b})"),
                     kind: SignalKind::Voltage,
-                    values: sa.values.iter().zip(&sb.values).map(|(x, y)| x - y).collect(),
+                    values: sa
+                        .values
+                        .iter()
+                        .zip(&sb.values)
+                        .map(|(x, y)| x - y)
+                        .collect(),
                 })
             }
             OutputVar::Current(d) => pick(&format!("i({d})")),
@@ -233,12 +304,19 @@ fn saved_waveforms(circuit: &Circuit, all: &Waveforms) -> Option<Waveforms> {
         };
         signals.extend(s);
     }
-    Some(Waveforms { signals, ..all.clone() })
+    Some(Waveforms {
+        signals,
+        ..all.clone()
+    })
 }
 
 /// The current source that drives the neuron's input (or membrane) node.
 fn input_current_signal(circuit: &Circuit) -> Option<String> {
-    let node = circuit.neuron.as_ref().map(|n| n.input).or(circuit.spike.as_ref().map(|s| s.node))?;
+    let node = circuit
+        .neuron
+        .as_ref()
+        .map(|n| n.input)
+        .or(circuit.spike.as_ref().map(|s| s.node))?;
     circuit.devices.iter().find_map(|d| {
         let s = d.as_any().downcast_ref::<ISource>()?;
         (s.pos == Some(node) || s.neg == Some(node)).then(|| format!("i({})", s.name))

@@ -118,7 +118,12 @@ pub struct Slots2 {
 
 impl Slots2 {
     pub fn new(p: &mut dyn Pattern, a: Node, b: Node) -> Self {
-        Slots2 { aa: p.entry(a, a), ab: p.entry(a, b), ba: p.entry(b, a), bb: p.entry(b, b) }
+        Slots2 {
+            aa: p.entry(a, a),
+            ab: p.entry(a, b),
+            ba: p.entry(b, a),
+            bb: p.entry(b, b),
+        }
     }
     /// Stamp d(current a→b)/d(v_a − v_b) = g into F's Jacobian.
     #[inline]

@@ -16,7 +16,15 @@ pub struct Vccs {
 
 impl Vccs {
     pub fn new(name: String, pos: Node, neg: Node, cpos: Node, cneg: Node, gm: f64) -> Self {
-        Vccs { name, pos, neg, cpos, cneg, gm, slots: [None; 4] }
+        Vccs {
+            name,
+            pos,
+            neg,
+            cpos,
+            cneg,
+            gm,
+            slots: [None; 4],
+        }
     }
 }
 

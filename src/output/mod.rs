@@ -61,7 +61,9 @@ pub struct Waveforms {
 impl Waveforms {
     /// The signal with this name, compared case-insensitively.
     pub fn signal(&self, name: &str) -> Option<&Signal> {
-        self.signals.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+        self.signals
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
     }
 
     /// Writers call this first: every signal must have one value per sweep point.
