@@ -42,12 +42,19 @@ impl History {
         self.qdot.iter_mut().for_each(|v| *v = 0.0);
     }
     fn push(&mut self, t: f64, x: &[f64], q: &[f64]) {
-        self.t.insert(0, t);
-        self.x.insert(0, x.to_vec());
-        self.q.insert(0, q.to_vec());
-        self.t.truncate(3);
-        self.x.truncate(3);
-        self.q.truncate(3);
+        if self.t.len() < 3 {
+            self.t.insert(0, t);
+            self.x.insert(0, x.to_vec());
+            self.q.insert(0, q.to_vec());
+        } else {
+            // Full: recycle the oldest buffers (no allocation per step).
+            self.t.rotate_right(1);
+            self.x.rotate_right(1);
+            self.q.rotate_right(1);
+            self.t[0] = t;
+            self.x[0].copy_from_slice(x);
+            self.q[0].copy_from_slice(q);
+        }
     }
     fn len(&self) -> usize {
         self.t.len()

@@ -211,12 +211,24 @@ fn write_outputs(
     let file = |name: &str| out.join(format!("{prefix}{name}"));
     let saved = saved_waveforms(circuit, &r.waveforms);
     let waveforms = saved.as_ref().unwrap_or(&r.waveforms);
-    if formats.csv {
-        out_files::write_waveforms_csv(&file("waveforms.csv"), waveforms)?;
-    }
-    if let Some(f) = formats.raw {
-        out_files::write_raw(&file(&format!("{stem}.raw")), waveforms, f)?;
-    }
+    // The two text files are independent and formatting numbers dominates
+    // their cost: write them side by side.
+    let (csv, raw) = rayon::join(
+        || {
+            formats
+                .csv
+                .then(|| out_files::write_waveforms_csv(&file("waveforms.csv"), waveforms))
+                .transpose()
+        },
+        || {
+            formats
+                .raw
+                .map(|f| out_files::write_raw(&file(&format!("{stem}.raw")), waveforms, f))
+                .transpose()
+        },
+    );
+    csv?;
+    raw?;
     let (t_start, t_stop) = match analysis {
         Analysis::Tran { tstart, tstop, .. } => (*tstart, *tstop),
         _ => (0.0, 0.0),

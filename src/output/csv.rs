@@ -1,8 +1,9 @@
 //! CSV result files: waveforms (one row per sweep point) and spike lists.
 //!
-//! Numbers are written with Rust's shortest round-trip exponent form (`{:e}`:
-//! `2.5e-9`, `-7.000000000000001e-2`, `0e0`), so reading a file back with any
-//! correct float parser gives the same `f64` bit for bit.
+//! Numbers are written in their shortest round-trip form (ryu: `2.5e-9`,
+//! `-0.07`, `0.0`), so reading a file back with any correct float parser gives
+//! the same `f64` bit for bit. ryu is several times faster than `{:e}`, which
+//! matters for 100k-row waveform files.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -12,7 +13,11 @@ use super::{OutputError, Waveforms};
 
 /// Writes `x` so that parsing the text gives back exactly `x`.
 pub(crate) fn write_f64<W: Write>(out: &mut W, x: f64) -> std::io::Result<()> {
-    write!(out, "{x:e}")
+    if x.is_finite() {
+        out.write_all(ryu::Buffer::new().format_finite(x).as_bytes())
+    } else {
+        write!(out, "{x}")
+    }
 }
 
 /// Header of the sweep column: `time_s` for a transient, otherwise the swept
@@ -172,7 +177,7 @@ mod tests {
         };
         let path = dir.path().join("op.csv");
         write_waveforms_csv(&path, &op).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "v(out)\n5e-1\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "v(out)\n0.5\n");
     }
 
     #[test]
@@ -210,7 +215,7 @@ mod tests {
         write_spikes_csv(&path, &[(0, 1.5e-3), (12, 0.25)]).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "neuron,time_s\n0,1.5e-3\n12,2.5e-1\n"
+            "neuron,time_s\n0,0.0015\n12,0.25\n"
         );
         write_spikes_csv(&path, &[]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "neuron,time_s\n");

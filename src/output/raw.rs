@@ -603,7 +603,7 @@ mod tests {
             text,
             "Title: divider\nDate: today\nPlotname: Operating Point\nFlags: real\n\
              No. Variables: 2\nNo. Points: 1\nVariables:\n\t0\tv(out)\tvoltage\n\
-             \t1\ti(v1)\tcurrent\nValues:\n0\t\t5e-1\n\t-5e-4\n"
+             \t1\ti(v1)\tcurrent\nValues:\n0\t\t0.5\n\t-0.0005\n"
         );
         for format in [RawFormat::Ascii, RawFormat::Binary] {
             assert_eq!(round_trip(&w, format), w);
