@@ -10,13 +10,21 @@ fn tran(text: &str) -> (AnalysisResult, circsnn::circuit::Circuit) {
     let netlist = parse_str(text, Path::new("inline.cir")).expect("parses");
     let mut c = elaborate(&netlist, &[]).expect("elaborates");
     let mut mna = analysis::build(&mut c).unwrap();
-    let a = c.analyses.iter().find(|a| matches!(a, Analysis::Tran { .. })).unwrap().clone();
+    let a = c
+        .analyses
+        .iter()
+        .find(|a| matches!(a, Analysis::Tran { .. }))
+        .unwrap()
+        .clone();
     let r = analysis::run(&mut c, &mut mna, &a).expect("runs");
     (r, c)
 }
 
 fn signal<'a>(r: &'a AnalysisResult, name: &str) -> &'a [f64] {
-    &r.waveforms.signal(name).unwrap_or_else(|| panic!("no signal {name}")).values
+    &r.waveforms
+        .signal(name)
+        .unwrap_or_else(|| panic!("no signal {name}"))
+        .values
 }
 
 /// RC charging from 0 to 1 V with tau = 1 ms: v(t) = 1 − e^{−t/τ}.
@@ -36,7 +44,11 @@ fn rc_charging_matches_exponential_for_every_method() {
         }
         assert!(worst < tol, "{method}: max error {worst} V exceeds {tol} V");
         assert!((t.last().unwrap() - 5e-3).abs() < 1e-15);
-        assert!(r.accepted_steps > 10 && r.accepted_steps < 5000, "{method}: {} steps", r.accepted_steps);
+        assert!(
+            r.accepted_steps > 10 && r.accepted_steps < 5000,
+            "{method}: {} steps",
+            r.accepted_steps
+        );
     }
 }
 
@@ -71,9 +83,17 @@ fn error_shrinks_with_reltol() {
             let text = format!("rc\nV1 in 0 DC 1\nR1 in out 1k\nC1 out 0 1u IC=0\n.options method={method} reltol={reltol}\n.tran 10u 5m UIC\n.end\n");
             let (r, _) = tran(&text);
             let v = signal(&r, "v(out)");
-            r.waveforms.sweep.iter().zip(v).map(|(t, v)| (v - (1.0 - (-t / 1e-3).exp())).abs()).fold(0.0f64, f64::max)
+            r.waveforms
+                .sweep
+                .iter()
+                .zip(v)
+                .map(|(t, v)| (v - (1.0 - (-t / 1e-3).exp())).abs())
+                .fold(0.0f64, f64::max)
         };
         let (loose, tight) = (err("1e-3"), err("1e-6"));
-        assert!(tight < loose / 3.0, "{method}: reltol 1e-3 → {loose:.2e}, 1e-6 → {tight:.2e}");
+        assert!(
+            tight < loose / 3.0,
+            "{method}: reltol 1e-3 → {loose:.2e}, 1e-6 → {tight:.2e}"
+        );
     }
 }

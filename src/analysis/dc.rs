@@ -5,9 +5,18 @@ use super::{op, AnalysisError, AnalysisResult, Recorder};
 use crate::circuit::Circuit;
 use crate::solver::{Mna, System};
 
-pub fn run(circuit: &mut Circuit, mna: &mut Mna, source: &str, start: f64, stop: f64, step: f64) -> Result<AnalysisResult, AnalysisError> {
+pub fn run(
+    circuit: &mut Circuit,
+    mna: &mut Mna,
+    source: &str,
+    start: f64,
+    stop: f64,
+    step: f64,
+) -> Result<AnalysisResult, AnalysisError> {
     let Some(src) = circuit.device_index(source) else {
-        return Err(AnalysisError::Setup(format!(".dc source '{source}' does not exist")));
+        return Err(AnalysisError::Setup(format!(
+            ".dc source '{source}' does not exist"
+        )));
     };
     for d in circuit.devices.iter_mut() {
         d.reset_state();
@@ -25,13 +34,26 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, source: &str, start: f64, stop:
         original_dc = original_dc.or(previous);
         let o = &circuit.options;
         let pins = circuit.node_ics.clone();
-        let sys = System { time: 0.0, alpha: 0.0, history: &[], source_scale: 1.0, gmin: o.gmin, dc_analysis: true, max_iterations: o.itl1, pins: &pins };
+        let sys = System {
+            time: 0.0,
+            alpha: 0.0,
+            history: &[],
+            source_scale: 1.0,
+            gmin: o.gmin,
+            dc_analysis: true,
+            max_iterations: o.itl1,
+            pins: &pins,
+        };
         let mut trial = x.clone();
         let continued = have_previous && mna.newton(circuit, &mut trial, &sys).is_ok();
         if continued {
             x = trial;
         } else if let Err(e) = op::solve(circuit, mna, &mut x, 0.0, true) {
-            result = Err(AnalysisError::DcFailed { name: source.to_string(), value, detail: e.describe(circuit) });
+            result = Err(AnalysisError::DcFailed {
+                name: source.to_string(),
+                value,
+                detail: e.describe(circuit),
+            });
             break;
         }
         have_previous = true;

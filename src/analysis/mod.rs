@@ -16,9 +16,17 @@ pub enum AnalysisError {
     #[error("operating point failed (after gmin and source stepping): {0}")]
     OpFailed(String),
     #[error("dc sweep failed at {name} = {value:.6e}: {detail}")]
-    DcFailed { name: String, value: f64, detail: String },
+    DcFailed {
+        name: String,
+        value: f64,
+        detail: String,
+    },
     #[error("transient analysis failed at t = {time:.9e} s with step {step:.3e} s: {detail}")]
-    TranFailed { time: f64, step: f64, detail: String },
+    TranFailed {
+        time: f64,
+        step: f64,
+        detail: String,
+    },
 }
 
 /// The outcome of one analysis.
@@ -42,12 +50,33 @@ pub fn build(circuit: &mut Circuit) -> Result<Mna, AnalysisError> {
 }
 
 /// Run one analysis of the circuit.
-pub fn run(circuit: &mut Circuit, mna: &mut Mna, analysis: &Analysis) -> Result<AnalysisResult, AnalysisError> {
+pub fn run(
+    circuit: &mut Circuit,
+    mna: &mut Mna,
+    analysis: &Analysis,
+) -> Result<AnalysisResult, AnalysisError> {
     match analysis {
         Analysis::Op => op::run(circuit, mna),
-        Analysis::Dc { source, start, stop, step } => dc::run(circuit, mna, source, *start, *stop, *step),
-        Analysis::Tran { tstep, tstop, tstart, tmax, uic } => {
-            let spec = tran::TranSpec { tstep: *tstep, tstop: *tstop, tstart: *tstart, tmax: *tmax, uic: *uic };
+        Analysis::Dc {
+            source,
+            start,
+            stop,
+            step,
+        } => dc::run(circuit, mna, source, *start, *stop, *step),
+        Analysis::Tran {
+            tstep,
+            tstop,
+            tstart,
+            tmax,
+            uic,
+        } => {
+            let spec = tran::TranSpec {
+                tstep: *tstep,
+                tstop: *tstop,
+                tstart: *tstart,
+                tmax: *tmax,
+                uic: *uic,
+            };
             tran::run(circuit, mna, &spec)
         }
     }
@@ -63,21 +92,42 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     pub fn new(circuit: &Circuit) -> Self {
-        let mut names: Vec<(String, SignalKind)> = circuit.unknowns.iter().map(|u| (u.name.clone(), u.kind.into())).collect();
+        let mut names: Vec<(String, SignalKind)> = circuit
+            .unknowns
+            .iter()
+            .map(|u| (u.name.clone(), u.kind.into()))
+            .collect();
         for d in &circuit.devices {
             names.extend(d.probes().into_iter().map(|p| (p.name, p.kind)));
         }
         let columns = vec![Vec::new(); names.len()];
-        Recorder { names, columns, sweep: Vec::new(), probe_buf: Vec::new() }
+        Recorder {
+            names,
+            columns,
+            sweep: Vec::new(),
+            probe_buf: Vec::new(),
+        }
     }
 
-    pub fn record(&mut self, circuit: &Circuit, sweep: f64, x: &[f64], ctx_time: f64, dc_analysis: bool) {
+    pub fn record(
+        &mut self,
+        circuit: &Circuit,
+        sweep: f64,
+        x: &[f64],
+        ctx_time: f64,
+        dc_analysis: bool,
+    ) {
         self.sweep.push(sweep);
         for (col, &v) in self.columns.iter_mut().zip(x) {
             col.push(v);
         }
         self.probe_buf.clear();
-        let ctx = EvalCtx { x, time: ctx_time, source_scale: 1.0, dc_analysis };
+        let ctx = EvalCtx {
+            x,
+            time: ctx_time,
+            source_scale: 1.0,
+            dc_analysis,
+        };
         for d in &circuit.devices {
             d.probe_values(&ctx, &mut self.probe_buf);
         }
@@ -92,13 +142,23 @@ impl Recorder {
             analysis: analysis.to_string(),
             sweep_name: sweep_name.to_string(),
             sweep: self.sweep,
-            signals: self.names.into_iter().zip(self.columns).map(|((name, kind), values)| Signal { name, kind, values }).collect(),
+            signals: self
+                .names
+                .into_iter()
+                .zip(self.columns)
+                .map(|((name, kind), values)| Signal { name, kind, values })
+                .collect(),
         }
     }
 }
 
 /// Total power dissipated by the circuit's devices at x (W).
 pub(crate) fn total_power(circuit: &Circuit, x: &[f64], time: f64) -> f64 {
-    let ctx = EvalCtx { x, time, source_scale: 1.0, dc_analysis: false };
+    let ctx = EvalCtx {
+        x,
+        time,
+        source_scale: 1.0,
+        dc_analysis: false,
+    };
     circuit.devices.iter().map(|d| d.power(&ctx)).sum()
 }

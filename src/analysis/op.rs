@@ -20,7 +20,13 @@ pub fn initial_guess(circuit: &Circuit) -> Vec<f64> {
 
 /// Solve the operating point at `time` into x (which holds the initial
 /// guess). `dc_analysis` picks sources' DC values instead of waveforms.
-pub fn solve(circuit: &Circuit, mna: &mut Mna, x: &mut [f64], time: f64, dc_analysis: bool) -> Result<(), NewtonFailure> {
+pub fn solve(
+    circuit: &Circuit,
+    mna: &mut Mna,
+    x: &mut [f64],
+    time: f64,
+    dc_analysis: bool,
+) -> Result<(), NewtonFailure> {
     let o = &circuit.options;
     let pins = circuit.node_ics.clone();
     let guess = x.to_vec();
@@ -90,7 +96,8 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna) -> Result<AnalysisResult, Analy
     }
     let iterations_before = mna.stats.newton_iterations;
     let mut x = initial_guess(circuit);
-    solve(circuit, mna, &mut x, 0.0, true).map_err(|e| AnalysisError::OpFailed(e.describe(circuit)))?;
+    solve(circuit, mna, &mut x, 0.0, true)
+        .map_err(|e| AnalysisError::OpFailed(e.describe(circuit)))?;
     let mut rec = Recorder::new(circuit);
     rec.record(circuit, 0.0, &x, 0.0, true);
     Ok(AnalysisResult {

@@ -85,7 +85,16 @@ fn coefficients(method: Method, order: usize, h: f64, hist: &History, c: &mut [f
 /// The largest ratio of estimated local truncation error to tolerance over
 /// the differential unknowns, from divided differences of the solution
 /// through the new point; `None` when there are too few points yet.
-fn error_ratio(mna: &Mna, differential: &[bool], t_new: f64, x_new: &[f64], hist: &History, method: Method, order: usize, trtol: f64) -> Option<f64> {
+fn error_ratio(
+    mna: &Mna,
+    differential: &[bool],
+    t_new: f64,
+    x_new: &[f64],
+    hist: &History,
+    method: Method,
+    order: usize,
+    trtol: f64,
+) -> Option<f64> {
     // Old points needed besides the new one; right after a restart an
     // order-2 step is checked with the (stricter) first-order estimate.
     if hist.len() < 2 {
@@ -93,13 +102,23 @@ fn error_ratio(mna: &Mna, differential: &[bool], t_new: f64, x_new: &[f64], hist
     }
     let order = if hist.len() < 3 { 1 } else { order };
     let h = t_new - hist.t[0];
-    let ts = [t_new, hist.t[0], hist.t.get(1).copied().unwrap_or(0.0), hist.t.get(2).copied().unwrap_or(0.0)];
+    let ts = [
+        t_new,
+        hist.t[0],
+        hist.t.get(1).copied().unwrap_or(0.0),
+        hist.t.get(2).copied().unwrap_or(0.0),
+    ];
     let mut worst: f64 = 0.0;
     for i in 0..x_new.len() {
         if !differential[i] {
             continue;
         }
-        let xs = [x_new[i], hist.x[0][i], hist.x.get(1).map_or(0.0, |v| v[i]), hist.x.get(2).map_or(0.0, |v| v[i])];
+        let xs = [
+            x_new[i],
+            hist.x[0][i],
+            hist.x.get(1).map_or(0.0, |v| v[i]),
+            hist.x.get(2).map_or(0.0, |v| v[i]),
+        ];
         let d1 = |a: usize| (xs[a] - xs[a + 1]) / (ts[a] - ts[a + 1]);
         let d2 = |a: usize| (d1(a) - d1(a + 1)) / (ts[a] - ts[a + 2]);
         let lte = if order == 1 {
@@ -108,8 +127,8 @@ fn error_ratio(mna: &Mna, differential: &[bool], t_new: f64, x_new: &[f64], hist
         } else {
             let d3 = (d2(0) - d2(1)) / (ts[0] - ts[3]);
             let constant = match method {
-                Method::Trap => 0.5,        // h³/12 · x''' with x''' ≈ 6·DD3
-                _ => 4.0 / 3.0,             // BDF2: 2/9 · h³ · x'''
+                Method::Trap => 0.5, // h³/12 · x''' with x''' ≈ 6·DD3
+                _ => 4.0 / 3.0,      // BDF2: 2/9 · h³ · x'''
             };
             constant * h * h * h * d3
         };
@@ -135,17 +154,31 @@ fn predict(hist: &History, t: f64, out: &mut [f64]) {
 /// Value watched by a state-crossing spike rule at x.
 fn spike_signal(det: &SpikeDetector, node: usize, x: &[f64]) -> Option<(f64, f64)> {
     match det {
-        SpikeDetector::States { unknowns, level } => Some((unknowns.iter().map(|&u| x[u]).fold(f64::NEG_INFINITY, f64::max), *level)),
+        SpikeDetector::States { unknowns, level } => Some((
+            unknowns
+                .iter()
+                .map(|&u| x[u])
+                .fold(f64::NEG_INFINITY, f64::max),
+            *level,
+        )),
         SpikeDetector::Threshold { level } => Some((x[node], *level)),
         SpikeDetector::Reset { .. } => None,
     }
 }
 
-pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<AnalysisResult, AnalysisError> {
+pub fn run(
+    circuit: &mut Circuit,
+    mna: &mut Mna,
+    spec: &TranSpec,
+) -> Result<AnalysisResult, AnalysisError> {
     let n = circuit.unknowns.len();
     let o = circuit.options.clone();
     let span = spec.tstop - spec.tstart;
-    let tmax = spec.tmax.unwrap_or(span / 50.0).min(o.maxstep.unwrap_or(f64::INFINITY)).min(spec.tstop);
+    let tmax = spec
+        .tmax
+        .unwrap_or(span / 50.0)
+        .min(o.maxstep.unwrap_or(f64::INFINITY))
+        .min(spec.tstop);
     let hmin = spec.tstop * 1e-14;
     let event_tol = (spec.tstop * 1e-9).max(hmin * 10.0);
     let iterations_before = mna.stats.newton_iterations;
@@ -153,7 +186,8 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
         d.reset_state();
     }
 
-    let fail = |time: f64, step: f64, detail: String| AnalysisError::TranFailed { time, step, detail };
+    let fail =
+        |time: f64, step: f64, detail: String| AnalysisError::TranFailed { time, step, detail };
 
     // Initial state.
     let mut x = op::initial_guess(circuit);
@@ -168,14 +202,40 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
         for i in 0..n {
             c[i] = -q0[i] / h0;
         }
-        let sys = System { time: 0.0, alpha: 1.0 / h0, history: &c, source_scale: 1.0, gmin: 0.0, dc_analysis: false, max_iterations: o.itl1, pins: &[] };
-        mna.newton(circuit, &mut x, &sys).map_err(|e| fail(0.0, h0, format!("initial conditions (UIC): {}", e.describe(circuit))))?;
+        let sys = System {
+            time: 0.0,
+            alpha: 1.0 / h0,
+            history: &c,
+            source_scale: 1.0,
+            gmin: 0.0,
+            dc_analysis: false,
+            max_iterations: o.itl1,
+            pins: &[],
+        };
+        mna.newton(circuit, &mut x, &sys).map_err(|e| {
+            fail(
+                0.0,
+                h0,
+                format!("initial conditions (UIC): {}", e.describe(circuit)),
+            )
+        })?;
     } else {
-        op::solve(circuit, mna, &mut x, 0.0, false).map_err(|e| fail(0.0, 0.0, format!("initial operating point: {}", e.describe(circuit))))?;
+        op::solve(circuit, mna, &mut x, 0.0, false).map_err(|e| {
+            fail(
+                0.0,
+                0.0,
+                format!("initial operating point: {}", e.describe(circuit)),
+            )
+        })?;
     }
     mna.evaluate(circuit, &x, 0.0, 1.0, false);
     let differential = mna.differential_unknowns();
-    let mut hist = History { t: Vec::new(), x: Vec::new(), q: Vec::new(), qdot: vec![0.0; n] };
+    let mut hist = History {
+        t: Vec::new(),
+        x: Vec::new(),
+        q: Vec::new(),
+        qdot: vec![0.0; n],
+    };
     hist.restart(0.0, &x, &mna.q);
 
     // Breakpoints: source corners, tstart and tstop.
@@ -191,9 +251,18 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
     let mut next_bp = 0;
 
     // Event indicators at the current point, per (device, k).
-    let event_slots: Vec<(usize, usize)> =
-        circuit.devices.iter().enumerate().flat_map(|(d, dev)| (0..dev.event_count()).map(move |k| (d, k))).collect();
-    let indicators = |circuit: &Circuit, x: &[f64]| -> Vec<f64> { event_slots.iter().map(|&(d, k)| circuit.devices[d].event_indicator(k, x)).collect() };
+    let event_slots: Vec<(usize, usize)> = circuit
+        .devices
+        .iter()
+        .enumerate()
+        .flat_map(|(d, dev)| (0..dev.event_count()).map(move |k| (d, k)))
+        .collect();
+    let indicators = |circuit: &Circuit, x: &[f64]| -> Vec<f64> {
+        event_slots
+            .iter()
+            .map(|&(d, k)| circuit.devices[d].event_indicator(k, x))
+            .collect()
+    };
     let mut g_old = indicators(circuit, &x);
 
     let mut rec = Recorder::new(circuit);
@@ -215,8 +284,16 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
 
     while t < spec.tstop - hmin {
         // Land exactly on the next breakpoint or timed device change.
-        let timed = circuit.devices.iter().filter_map(|d| d.next_timed_change(t)).fold(f64::INFINITY, f64::min);
-        let bp = breakpoints.get(next_bp).copied().unwrap_or(spec.tstop).min(timed);
+        let timed = circuit
+            .devices
+            .iter()
+            .filter_map(|d| d.next_timed_change(t))
+            .fold(f64::INFINITY, f64::min);
+        let bp = breakpoints
+            .get(next_bp)
+            .copied()
+            .unwrap_or(spec.tstop)
+            .min(timed);
         h = h.min(tmax);
         let mut hits_stop = false;
         if t + h >= bp - hmin {
@@ -229,24 +306,53 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
 
         let alpha = coefficients(o.method, order, h, &hist, &mut c);
         predict(&hist, t + h, &mut x_new);
-        let sys = System { time: t + h, alpha, history: &c, source_scale: 1.0, gmin: 0.0, dc_analysis: false, max_iterations: o.itl4, pins: &[] };
+        let sys = System {
+            time: t + h,
+            alpha,
+            history: &c,
+            source_scale: 1.0,
+            gmin: 0.0,
+            dc_analysis: false,
+            max_iterations: o.itl4,
+            pins: &[],
+        };
         if let Err(e) = mna.newton(circuit, &mut x_new, &sys) {
             rejected += 1;
             h /= 8.0;
             if h < hmin {
-                return Err(fail(t, h, format!("{} (the step fell below the minimum {hmin:.1e} s)", e.describe(circuit))));
+                return Err(fail(
+                    t,
+                    h,
+                    format!(
+                        "{} (the step fell below the minimum {hmin:.1e} s)",
+                        e.describe(circuit)
+                    ),
+                ));
             }
             order = 1;
             continue;
         }
         let t_new = t + h;
-        let ratio = error_ratio(mna, &differential, t_new, &x_new, &hist, o.method, order, o.trtol);
+        let ratio = error_ratio(
+            mna,
+            &differential,
+            t_new,
+            &x_new,
+            &hist,
+            o.method,
+            order,
+            o.trtol,
+        );
         if let Some(r) = ratio {
             if r > 1.0 {
                 rejected += 1;
                 h *= (0.9 * r.powf(-1.0 / (order as f64 + 1.0))).clamp(0.1, 0.9);
                 if h < hmin {
-                    return Err(fail(t, h, "the truncation error stays above tolerance at the minimum step".into()));
+                    return Err(fail(
+                        t,
+                        h,
+                        "the truncation error stays above tolerance at the minimum step".into(),
+                    ));
                 }
                 continue;
             }
@@ -278,7 +384,10 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
             hist.qdot[i] = alpha * mna.q[i] + c[i];
         }
         if let Some(sp) = &spike {
-            if let (Some((a, level)), Some((b, _))) = (spike_signal(&sp.detector, sp.node, &hist.x[0]), spike_signal(&sp.detector, sp.node, &x_new)) {
+            if let (Some((a, level)), Some((b, _))) = (
+                spike_signal(&sp.detector, sp.node, &hist.x[0]),
+                spike_signal(&sp.detector, sp.node, &x_new),
+            ) {
                 if a < level && b >= level {
                     spikes.push(t + h * (level - a) / (b - a));
                 }
@@ -306,7 +415,10 @@ pub fn run(circuit: &mut Circuit, mna: &mut Mna, spec: &TranSpec) -> Result<Anal
         if hits_stop {
             if timed <= t + hmin {
                 for dev in circuit.devices.iter_mut() {
-                    if dev.next_timed_change(t - 2.0 * hmin).is_some_and(|tc| tc <= t + hmin) {
+                    if dev
+                        .next_timed_change(t - 2.0 * hmin)
+                        .is_some_and(|tc| tc <= t + hmin)
+                    {
                         dev.timed_change(t);
                     }
                 }

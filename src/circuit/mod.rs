@@ -7,11 +7,15 @@ pub mod params;
 mod topology;
 
 use crate::devices::{
-    capacitor::Capacitor, inductor::Inductor, isource::ISource, memristor::Memristor, memristor::TsmModel, reset::Reset,
-    reset::ResetModel, resistor::Resistor, switch::Switch, switch::SwitchModel, vccs::Vccs, vcvs::Vcvs, vsource::VSource,
-    waveform::SourceFn, Device, Node, UnknownKind,
+    capacitor::Capacitor, inductor::Inductor, isource::ISource, memristor::Memristor,
+    memristor::TsmModel, reset::Reset, reset::ResetModel, resistor::Resistor, switch::Switch,
+    switch::SwitchModel, vccs::Vccs, vcvs::Vcvs, vsource::VSource, waveform::SourceFn, Device,
+    Node, UnknownKind,
 };
-use crate::netlist::{self, Assign, Card, Element, ElementKind, Expr, Netlist, OutputVar, Span, SpikeRule, StepSpec, Subckt, Waveform};
+use crate::netlist::{
+    self, Assign, Card, Element, ElementKind, Expr, Netlist, OutputVar, Span, SpikeRule, StepSpec,
+    Subckt, Waveform,
+};
 use params::{define_all, Func, Scope};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -25,7 +29,10 @@ pub struct ElabError {
 }
 
 fn err<T>(span: &Span, message: impl Into<String>) -> Result<T, ElabError> {
-    Err(ElabError { span: Some(span.clone()), message: message.into() })
+    Err(ElabError {
+        span: Some(span.clone()),
+        message: message.into(),
+    })
 }
 
 /// Integration method for `.tran`.
@@ -84,8 +91,19 @@ impl Default for SimOptions {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum Analysis {
     Op,
-    Dc { source: String, start: f64, stop: f64, step: f64 },
-    Tran { tstep: f64, tstop: f64, tstart: f64, tmax: Option<f64>, uic: bool },
+    Dc {
+        source: String,
+        start: f64,
+        stop: f64,
+        step: f64,
+    },
+    Tran {
+        tstep: f64,
+        tstop: f64,
+        tstart: f64,
+        tmax: Option<f64>,
+        uic: bool,
+    },
 }
 
 /// How spikes are told (`.SPIKE`), resolved to unknowns and devices.
@@ -146,18 +164,24 @@ pub struct Circuit {
 
 impl Circuit {
     pub fn unknown_index(&self, name: &str) -> Option<usize> {
-        self.unknowns.iter().position(|u| u.name.eq_ignore_ascii_case(name))
+        self.unknowns
+            .iter()
+            .position(|u| u.name.eq_ignore_ascii_case(name))
     }
     pub fn node_index(&self, node: &str) -> Option<usize> {
         self.unknown_index(&format!("v({})", node.to_ascii_lowercase()))
     }
     pub fn device_index(&self, name: &str) -> Option<usize> {
-        self.devices.iter().position(|d| d.name().eq_ignore_ascii_case(name))
+        self.devices
+            .iter()
+            .position(|d| d.name().eq_ignore_ascii_case(name))
     }
     /// A description of unknown i for error messages: `node 'mem'`,
     /// `branch current of 'vrest'`, `state of 'm1'`.
     pub fn describe_unknown(&self, i: usize) -> String {
-        let Some(u) = self.unknowns.get(i) else { return format!("unknown #{i}") };
+        let Some(u) = self.unknowns.get(i) else {
+            return format!("unknown #{i}");
+        };
         let inner = &u.name[2..u.name.len() - 1];
         match u.kind {
             UnknownKind::Voltage => format!("node '{inner}'"),
@@ -212,7 +236,11 @@ struct Defs<'a> {
 }
 
 /// Collect `.model`, `.subckt`, `.param` and `.func` cards of one level.
-fn collect_defs<'a>(cards: &'a [Card], parent: &Defs<'a>, scope: &mut Scope) -> Result<Defs<'a>, ElabError> {
+fn collect_defs<'a>(
+    cards: &'a [Card],
+    parent: &Defs<'a>,
+    scope: &mut Scope,
+) -> Result<Defs<'a>, ElabError> {
     let mut defs = parent.clone();
     let mut local_models: HashMap<&str, &Span> = HashMap::new();
     let mut local_subckts: HashMap<&str, &Span> = HashMap::new();
@@ -220,36 +248,65 @@ fn collect_defs<'a>(cards: &'a [Card], parent: &Defs<'a>, scope: &mut Scope) -> 
     let mut seen_params: HashMap<String, Span> = HashMap::new();
     for card in cards {
         match card {
-            Card::Model { name, kind, params, span } => {
+            Card::Model {
+                name,
+                kind,
+                params,
+                span,
+            } => {
                 if let Some(prev) = local_models.insert(name, span) {
-                    return err(span, format!("duplicate .model '{name}' (first defined at {prev})"));
+                    return err(
+                        span,
+                        format!("duplicate .model '{name}' (first defined at {prev})"),
+                    );
                 }
-                defs.models.insert(name.clone(), ModelDef { kind, params, span });
+                defs.models
+                    .insert(name.clone(), ModelDef { kind, params, span });
             }
             Card::Subckt(s) => {
                 if let Some(prev) = local_subckts.insert(&s.name, &s.span) {
-                    return err(&s.span, format!("duplicate .subckt '{}' (first defined at {prev})", s.name));
+                    return err(
+                        &s.span,
+                        format!("duplicate .subckt '{}' (first defined at {prev})", s.name),
+                    );
                 }
                 defs.subckts.insert(s.name.clone(), s);
             }
             Card::Param(list) => {
                 for a in list {
                     if let Some(prev) = seen_params.insert(a.name.clone(), a.span.clone()) {
-                        return err(&a.span, format!("duplicate .param '{}' (first defined at {prev})", a.name));
+                        return err(
+                            &a.span,
+                            format!("duplicate .param '{}' (first defined at {prev})", a.name),
+                        );
                     }
                     param_defs.push(a.clone());
                 }
             }
-            Card::Func { name, args, body, span } => {
+            Card::Func {
+                name,
+                args,
+                body,
+                span,
+            } => {
                 if scope.funcs.contains_key(name) {
                     return err(span, format!("duplicate .func '{name}'"));
                 }
-                scope.funcs.insert(name.clone(), Func { args: args.clone(), body: body.clone() });
+                scope.funcs.insert(
+                    name.clone(),
+                    Func {
+                        args: args.clone(),
+                        body: body.clone(),
+                    },
+                );
             }
             _ => {}
         }
     }
-    define_all(scope, &param_defs).map_err(|(span, message)| ElabError { span: Some(span), message })?;
+    define_all(scope, &param_defs).map_err(|(span, message)| ElabError {
+        span: Some(span),
+        message,
+    })?;
     Ok(defs)
 }
 
@@ -271,7 +328,10 @@ pub fn elaborate(netlist: &Netlist, overrides: &[(String, Expr)]) -> Result<Circ
             }
         }
         if !found {
-            return Err(ElabError { span: None, message: format!("--param {name}: the netlist has no .param named '{name}'") });
+            return Err(ElabError {
+                span: None,
+                message: format!("--param {name}: the netlist has no .param named '{name}'"),
+            });
         }
     }
 
@@ -280,25 +340,57 @@ pub fn elaborate(netlist: &Netlist, overrides: &[(String, Expr)]) -> Result<Circ
 
     let mut options = SimOptions::default();
     let mut analyses = Vec::new();
-    let mut defaults = SourceDefaults { tstep: 1e-6, tstop: 1.0 };
+    let mut defaults = SourceDefaults {
+        tstep: 1e-6,
+        tstop: 1.0,
+    };
     for card in &cards {
         match card {
             Card::Options(list) => apply_options(&mut options, list, &global)?,
             Card::Op { .. } => analyses.push(Analysis::Op),
-            Card::Dc { source, start, stop, step, span } => {
-                let (start, stop, step) = (eval(&global, start, span)?, eval(&global, stop, span)?, eval(&global, step, span)?);
+            Card::Dc {
+                source,
+                start,
+                stop,
+                step,
+                span,
+            } => {
+                let (start, stop, step) = (
+                    eval(&global, start, span)?,
+                    eval(&global, stop, span)?,
+                    eval(&global, step, span)?,
+                );
                 if step == 0.0 || (stop - start) * step < 0.0 {
-                    return err(span, format!(".dc step {step} does not lead from {start} to {stop}"));
+                    return err(
+                        span,
+                        format!(".dc step {step} does not lead from {start} to {stop}"),
+                    );
                 }
                 if ((stop - start) / step).abs() > 1e7 {
                     return err(span, ".dc sweep has more than 10 million points");
                 }
-                analyses.push(Analysis::Dc { source: source.clone(), start, stop, step });
+                analyses.push(Analysis::Dc {
+                    source: source.clone(),
+                    start,
+                    stop,
+                    step,
+                });
             }
-            Card::Tran { tstep, tstop, tstart, tmax, uic, span } => {
+            Card::Tran {
+                tstep,
+                tstop,
+                tstart,
+                tmax,
+                uic,
+                span,
+            } => {
                 let tstep_v = eval(&global, tstep, span)?;
                 let tstop_v = eval(&global, tstop, span)?;
-                let tstart_v = tstart.as_ref().map(|e| eval(&global, e, span)).transpose()?.unwrap_or(0.0);
+                let tstart_v = tstart
+                    .as_ref()
+                    .map(|e| eval(&global, e, span))
+                    .transpose()?
+                    .unwrap_or(0.0);
                 let tmax_v = tmax.as_ref().map(|e| eval(&global, e, span)).transpose()?;
                 if !(tstep_v > 0.0) {
                     return err(span, format!(".tran tstep must be positive, got {tstep_v}"));
@@ -307,15 +399,27 @@ pub fn elaborate(netlist: &Netlist, overrides: &[(String, Expr)]) -> Result<Circ
                     return err(span, format!(".tran tstop must be positive, got {tstop_v}"));
                 }
                 if !(tstart_v >= 0.0 && tstart_v < tstop_v) {
-                    return err(span, format!(".tran tstart ({tstart_v}) must be in [0, tstop)"));
+                    return err(
+                        span,
+                        format!(".tran tstart ({tstart_v}) must be in [0, tstop)"),
+                    );
                 }
                 if let Some(m) = tmax_v {
                     if !(m > 0.0) {
                         return err(span, format!(".tran tmax must be positive, got {m}"));
                     }
                 }
-                defaults = SourceDefaults { tstep: tstep_v, tstop: tstop_v };
-                analyses.push(Analysis::Tran { tstep: tstep_v, tstop: tstop_v, tstart: tstart_v, tmax: tmax_v, uic: *uic });
+                defaults = SourceDefaults {
+                    tstep: tstep_v,
+                    tstop: tstop_v,
+                };
+                analyses.push(Analysis::Tran {
+                    tstep: tstep_v,
+                    tstop: tstop_v,
+                    tstart: tstart_v,
+                    tmax: tmax_v,
+                    uic: *uic,
+                });
             }
             _ => {}
         }
@@ -333,13 +437,22 @@ pub fn elaborate(netlist: &Netlist, overrides: &[(String, Expr)]) -> Result<Circ
     };
     b.instantiate(&cards, "", &HashMap::new(), &global, &defs)?;
     if b.devices.is_empty() {
-        return Err(ElabError { span: None, message: format!("{}: the netlist has no elements", netlist.path.display()) });
+        return Err(ElabError {
+            span: None,
+            message: format!("{}: the netlist has no elements", netlist.path.display()),
+        });
     }
 
     // Number the unknowns: nodes first, then each device's extra unknowns.
     let node_count = b.node_names.len();
-    let mut unknowns: Vec<Unknown> =
-        b.node_names.iter().map(|n| Unknown { name: format!("v({n})"), kind: UnknownKind::Voltage }).collect();
+    let mut unknowns: Vec<Unknown> = b
+        .node_names
+        .iter()
+        .map(|n| Unknown {
+            name: format!("v({n})"),
+            kind: UnknownKind::Voltage,
+        })
+        .collect();
     for d in b.devices.iter_mut() {
         let extras = d.extra_unknowns();
         if extras.is_empty() {
@@ -351,7 +464,10 @@ pub fn elaborate(netlist: &Netlist, overrides: &[(String, Expr)]) -> Result<Circ
                 UnknownKind::State => "x",
                 _ => "i",
             };
-            unknowns.push(Unknown { name: format!("{prefix}({}{suffix})", d.name()), kind });
+            unknowns.push(Unknown {
+                name: format!("{prefix}({}{suffix})", d.name()),
+                kind,
+            });
         }
     }
 
@@ -375,14 +491,23 @@ pub fn elaborate(netlist: &Netlist, overrides: &[(String, Expr)]) -> Result<Circ
     resolve_directives(&mut circuit, &cards, &global)?;
     for a in &circuit.analyses {
         if let Analysis::Dc { source, .. } = a {
-            let ok = circuit
-                .device_index(source)
-                .is_some_and(|i| circuit.devices[i].as_any().is::<VSource>() || circuit.devices[i].as_any().is::<ISource>());
+            let ok = circuit.device_index(source).is_some_and(|i| {
+                circuit.devices[i].as_any().is::<VSource>()
+                    || circuit.devices[i].as_any().is::<ISource>()
+            });
             if !ok {
-                let span = cards.iter().find_map(|c| if let Card::Dc { span, .. } = c { Some(span) } else { None });
+                let span = cards.iter().find_map(|c| {
+                    if let Card::Dc { span, .. } = c {
+                        Some(span)
+                    } else {
+                        None
+                    }
+                });
                 return Err(ElabError {
                     span: span.cloned(),
-                    message: format!(".dc sweeps '{source}', which is not an independent V or I source"),
+                    message: format!(
+                        ".dc sweeps '{source}', which is not an independent V or I source"
+                    ),
                 });
             }
         }
@@ -391,7 +516,10 @@ pub fn elaborate(netlist: &Netlist, overrides: &[(String, Expr)]) -> Result<Circ
 }
 
 fn eval(scope: &Scope, e: &Expr, span: &Span) -> Result<f64, ElabError> {
-    scope.eval(e).map_err(|m| ElabError { span: Some(span.clone()), message: m })
+    scope.eval(e).map_err(|m| ElabError {
+        span: Some(span.clone()),
+        message: m,
+    })
 }
 
 fn apply_options(o: &mut SimOptions, list: &[Assign], scope: &Scope) -> Result<(), ElabError> {
@@ -414,7 +542,10 @@ fn apply_options(o: &mut SimOptions, list: &[Assign], scope: &Scope) -> Result<(
             if v > 0.0 {
                 Ok(v)
             } else {
-                err(&a.span, format!("option {} must be positive, got {v}", a.name))
+                err(
+                    &a.span,
+                    format!("option {} must be positive, got {v}", a.name),
+                )
             }
         };
         match a.name.as_str() {
@@ -472,10 +603,21 @@ impl<'a> Builder<'a> {
             let Card::Element(el) = card else { continue };
             let full_name = format!("{prefix}{}", el.name);
             if let Some(prev) = self.element_names.get(&full_name) {
-                return err(&el.span, format!("duplicate element name '{}' (first defined at {prev})", el.name));
+                return err(
+                    &el.span,
+                    format!(
+                        "duplicate element name '{}' (first defined at {prev})",
+                        el.name
+                    ),
+                );
             }
-            self.element_names.insert(full_name.clone(), el.span.clone());
-            let nodes: Vec<Node> = el.nodes.iter().map(|n| self.node(n, prefix, ports)).collect();
+            self.element_names
+                .insert(full_name.clone(), el.span.clone());
+            let nodes: Vec<Node> = el
+                .nodes
+                .iter()
+                .map(|n| self.node(n, prefix, ports))
+                .collect();
             if let ElementKind::Subckt { subckt, params } = &el.kind {
                 self.instantiate_subckt(el, &full_name, subckt, params, &nodes, scope, defs)?;
                 continue;
@@ -499,16 +641,29 @@ impl<'a> Builder<'a> {
         defs: &Defs<'a>,
     ) -> Result<(), ElabError> {
         let Some(def) = defs.subckts.get(subckt).copied() else {
-            return err(&el.span, format!("undefined subcircuit '{subckt}' (for {})", el.name));
+            return err(
+                &el.span,
+                format!("undefined subcircuit '{subckt}' (for {})", el.name),
+            );
         };
         if self.stack.iter().any(|s| s == subckt) {
             let chain = self.stack.join(" → ");
-            return err(&el.span, format!("recursive subcircuit '{subckt}' ({chain} → {subckt})"));
+            return err(
+                &el.span,
+                format!("recursive subcircuit '{subckt}' ({chain} → {subckt})"),
+            );
         }
         if def.ports.len() != nodes.len() {
             return err(
                 &el.span,
-                format!("{} connects {} node(s) but .subckt {} has {} port(s) ({})", el.name, nodes.len(), def.name, def.ports.len(), def.ports.join(" ")),
+                format!(
+                    "{} connects {} node(s) but .subckt {} has {} port(s) ({})",
+                    el.name,
+                    nodes.len(),
+                    def.name,
+                    def.ports.len(),
+                    def.ports.join(" ")
+                ),
             );
         }
         // Defaults from the .subckt line, then the instance's values, both
@@ -521,27 +676,58 @@ impl<'a> Builder<'a> {
         for a in params {
             if !def.params.iter().any(|d| d.name == a.name) {
                 let known: Vec<&str> = def.params.iter().map(|d| d.name.as_str()).collect();
-                return err(&a.span, format!("subcircuit '{}' has no parameter '{}' (it has: {})", def.name, a.name, known.join(", ")));
+                return err(
+                    &a.span,
+                    format!(
+                        "subcircuit '{}' has no parameter '{}' (it has: {})",
+                        def.name,
+                        a.name,
+                        known.join(", ")
+                    ),
+                );
             }
             let v = eval(scope, &a.value, &a.span)?;
             inner.values.insert(a.name.clone(), v);
         }
         let inner_defs = collect_defs(&def.cards, defs, &mut inner)?;
-        let port_map: HashMap<String, Node> = def.ports.iter().cloned().zip(nodes.iter().copied()).collect();
+        let port_map: HashMap<String, Node> = def
+            .ports
+            .iter()
+            .cloned()
+            .zip(nodes.iter().copied())
+            .collect();
         self.stack.push(def.name.clone());
-        let r = self.instantiate(&def.cards, &format!("{full_name}."), &port_map, &inner, &inner_defs);
+        let r = self.instantiate(
+            &def.cards,
+            &format!("{full_name}."),
+            &port_map,
+            &inner,
+            &inner_defs,
+        );
         self.stack.pop();
         r
     }
 
-    fn source(&self, spec: &netlist::SourceSpec, scope: &Scope, span: &Span) -> Result<(f64, Option<SourceFn>), ElabError> {
+    fn source(
+        &self,
+        spec: &netlist::SourceSpec,
+        scope: &Scope,
+        span: &Span,
+    ) -> Result<(f64, Option<SourceFn>), ElabError> {
         let d = self.defaults;
         let waveform = match &spec.waveform {
             None => None,
             Some(w) => {
-                let args = |list: &[Expr], min: usize, max: usize, what: &str| -> Result<Vec<f64>, ElabError> {
+                let args = |list: &[Expr],
+                            min: usize,
+                            max: usize,
+                            what: &str|
+                 -> Result<Vec<f64>, ElabError> {
                     if list.len() < min || list.len() > max {
-                        return err(span, format!("{what} takes {min} to {max} arguments, got {}", list.len()));
+                        return err(
+                            span,
+                            format!("{what} takes {min} to {max} arguments, got {}", list.len()),
+                        );
                     }
                     list.iter().map(|e| eval(scope, e, span)).collect()
                 };
@@ -570,7 +756,10 @@ impl<'a> Builder<'a> {
                             pw: get(5, d.tstop),
                             per: get(6, d.tstop),
                         };
-                        if let SourceFn::Pulse { tr, tf, pw, per, .. } = f {
+                        if let SourceFn::Pulse {
+                            tr, tf, pw, per, ..
+                        } = f
+                        {
                             if tr < 0.0 || tf < 0.0 || pw < 0.0 || per < 0.0 {
                                 return err(span, "PULSE times must not be negative");
                             }
@@ -589,7 +778,14 @@ impl<'a> Builder<'a> {
                         let a = args(l, 2, 6, "EXP")?;
                         let get = |i: usize, def: f64| a.get(i).copied().unwrap_or(def);
                         let td1 = get(2, 0.0);
-                        let f = SourceFn::Exp { v1: a[0], v2: a[1], td1, tau1: get(3, d.tstep), td2: get(4, td1 + d.tstep), tau2: get(5, d.tstep) };
+                        let f = SourceFn::Exp {
+                            v1: a[0],
+                            v2: a[1],
+                            td1,
+                            tau1: get(3, d.tstep),
+                            td2: get(4, td1 + d.tstep),
+                            tau2: get(5, d.tstep),
+                        };
                         if let SourceFn::Exp { tau1, tau2, .. } = f {
                             if tau1 <= 0.0 || tau2 <= 0.0 {
                                 return err(span, "EXP time constants must be positive");
@@ -607,17 +803,41 @@ impl<'a> Builder<'a> {
         Ok((dc, waveform))
     }
 
-    fn model(&self, defs: &Defs<'a>, name: &str, el: &Element, want: &[&str]) -> Result<ModelDef<'a>, ElabError> {
+    fn model(
+        &self,
+        defs: &Defs<'a>,
+        name: &str,
+        el: &Element,
+        want: &[&str],
+    ) -> Result<ModelDef<'a>, ElabError> {
         let Some(m) = defs.models.get(name).copied() else {
-            return err(&el.span, format!("undefined model '{name}' (for {})", el.name));
+            return err(
+                &el.span,
+                format!("undefined model '{name}' (for {})", el.name),
+            );
         };
         if !want.contains(&m.kind) {
-            return err(&el.span, format!("model '{name}' is of type {}, but {} needs {}", m.kind, el.name, want.join(" or ")));
+            return err(
+                &el.span,
+                format!(
+                    "model '{name}' is of type {}, but {} needs {}",
+                    m.kind,
+                    el.name,
+                    want.join(" or ")
+                ),
+            );
         }
         Ok(m)
     }
 
-    fn build_device(&mut self, el: &'a Element, name: String, n: &[Node], scope: &Scope, defs: &Defs<'a>) -> Result<Box<dyn Device>, ElabError> {
+    fn build_device(
+        &mut self,
+        el: &'a Element,
+        name: String,
+        n: &[Node],
+        scope: &Scope,
+        defs: &Defs<'a>,
+    ) -> Result<Box<dyn Device>, ElabError> {
         let span = &el.span;
         let value = |e: &Expr| eval(scope, e, span);
         let positive = |e: &Expr, what: &str| -> Result<f64, ElabError> {
@@ -625,18 +845,35 @@ impl<'a> Builder<'a> {
             if v > 0.0 {
                 Ok(v)
             } else {
-                err(span, format!("{what} of {} must be positive, got {v}", el.name))
+                err(
+                    span,
+                    format!("{what} of {} must be positive, got {v}", el.name),
+                )
             }
         };
         Ok(match &el.kind {
-            ElementKind::Resistor { value: v } => Box::new(Resistor::new(name, n[0], n[1], positive(v, "resistance")?)),
+            ElementKind::Resistor { value: v } => {
+                Box::new(Resistor::new(name, n[0], n[1], positive(v, "resistance")?))
+            }
             ElementKind::Capacitor { value: v, ic } => {
                 let ic = ic.as_ref().map(value).transpose()?;
-                Box::new(Capacitor::new(name, n[0], n[1], positive(v, "capacitance")?, ic))
+                Box::new(Capacitor::new(
+                    name,
+                    n[0],
+                    n[1],
+                    positive(v, "capacitance")?,
+                    ic,
+                ))
             }
             ElementKind::Inductor { value: v, ic } => {
                 let ic = ic.as_ref().map(value).transpose()?;
-                Box::new(Inductor::new(name, n[0], n[1], positive(v, "inductance")?, ic))
+                Box::new(Inductor::new(
+                    name,
+                    n[0],
+                    n[1],
+                    positive(v, "inductance")?,
+                    ic,
+                ))
             }
             ElementKind::VSource(spec) => {
                 let (dc, w) = self.source(spec, scope, span)?;
@@ -646,9 +883,16 @@ impl<'a> Builder<'a> {
                 let (dc, w) = self.source(spec, scope, span)?;
                 Box::new(ISource::new(name, n[0], n[1], dc, w))
             }
-            ElementKind::Vcvs { gain } => Box::new(Vcvs::new(name, n[0], n[1], n[2], n[3], value(gain)?)),
-            ElementKind::Vccs { gain } => Box::new(Vccs::new(name, n[0], n[1], n[2], n[3], value(gain)?)),
-            ElementKind::Switch { model, initially_on } => {
+            ElementKind::Vcvs { gain } => {
+                Box::new(Vcvs::new(name, n[0], n[1], n[2], n[3], value(gain)?))
+            }
+            ElementKind::Vccs { gain } => {
+                Box::new(Vccs::new(name, n[0], n[1], n[2], n[3], value(gain)?))
+            }
+            ElementKind::Switch {
+                model,
+                initially_on,
+            } => {
                 let m = self.model(defs, model, el, &["sw"])?;
                 let mut sm = SwitchModel::default();
                 for a in m.params {
@@ -664,7 +908,15 @@ impl<'a> Builder<'a> {
                 if !(sm.ron > 0.0 && sm.roff > 0.0 && sm.vh >= 0.0) {
                     return err(m.span, "sw model needs RON > 0, ROFF > 0 and VH >= 0");
                 }
-                Box::new(Switch::new(name, n[0], n[1], n[2], n[3], sm, initially_on.unwrap_or(false)))
+                Box::new(Switch::new(
+                    name,
+                    n[0],
+                    n[1],
+                    n[2],
+                    n[3],
+                    sm,
+                    initially_on.unwrap_or(false),
+                ))
             }
             ElementKind::Memristor { model, params } => {
                 let m = self.model(defs, model, el, &["memristor"])?;
@@ -699,16 +951,27 @@ impl<'a> Builder<'a> {
                     Some(l) => return err(m.span, format!("MEMRISTOR LEVEL={l} is not supported (circsnn implements LEVEL=101, the threshold-switching memristor)")),
                     None => return err(m.span, "MEMRISTOR model needs LEVEL=101"),
                 }
-                tm.validate().map_err(|e| ElabError { span: Some(m.span.clone()), message: format!("model '{model}': {e}") })?;
+                tm.validate().map_err(|e| ElabError {
+                    span: Some(m.span.clone()),
+                    message: format!("model '{model}': {e}"),
+                })?;
                 let mut x0 = 0.0;
                 for a in params {
                     match a.name.as_str() {
                         "x0" => x0 = eval(scope, &a.value, &a.span)?,
-                        other => return err(&a.span, format!("unknown instance parameter '{other}' for YMEMRISTOR (expected X0)")),
+                        other => return err(
+                            &a.span,
+                            format!(
+                                "unknown instance parameter '{other}' for YMEMRISTOR (expected X0)"
+                            ),
+                        ),
                     }
                 }
                 if !(0.0..=1.0).contains(&x0) {
-                    return err(span, format!("X0 of {} must be in [0, 1], got {x0}", el.name));
+                    return err(
+                        span,
+                        format!("X0 of {} must be in [0, 1], got {x0}", el.name),
+                    );
                 }
                 Box::new(Memristor::new(name, n[0], n[1], tm, x0))
             }
@@ -724,7 +987,10 @@ impl<'a> Builder<'a> {
                         other => return err(&a.span, format!("unknown parameter '{other}' for NRESET model (expected VTH, VRESET, TREF)")),
                     }
                 }
-                rm.validate().map_err(|e| ElabError { span: Some(m.span.clone()), message: format!("model '{model}': {e}") })?;
+                rm.validate().map_err(|e| ElabError {
+                    span: Some(m.span.clone()),
+                    message: format!("model '{model}': {e}"),
+                })?;
                 Box::new(Reset::new(name, n[0], n[1], rm))
             }
             ElementKind::Subckt { .. } => unreachable!("subcircuits are flattened by the caller"),
@@ -734,7 +1000,10 @@ impl<'a> Builder<'a> {
 
 fn resolve_directives(c: &mut Circuit, cards: &[Card], scope: &Scope) -> Result<(), ElabError> {
     let node_of = |c: &Circuit, name: &str, span: &Span| -> Result<usize, ElabError> {
-        c.node_index(name).ok_or_else(|| ElabError { span: Some(span.clone()), message: format!("unknown node '{name}'") })
+        c.node_index(name).ok_or_else(|| ElabError {
+            span: Some(span.clone()),
+            message: format!("unknown node '{name}'"),
+        })
     };
     for card in cards {
         match card {
@@ -748,13 +1017,24 @@ fn resolve_directives(c: &mut Circuit, cards: &[Card], scope: &Scope) -> Result<
             Card::Save { vars, span } => {
                 for v in vars {
                     let ok = match v {
-                        OutputVar::Voltage(a, b) => c.node_index(a).is_some() && b.as_ref().is_none_or(|b| c.node_index(b).is_some()),
-                        OutputVar::Current(d) => c.unknown_index(&format!("i({d})")).is_some() || c.device_index(d).is_some(),
-                        OutputVar::DeviceState { device, .. } => c.unknown_index(&format!("x({device})")).is_some(),
+                        OutputVar::Voltage(a, b) => {
+                            c.node_index(a).is_some()
+                                && b.as_ref().is_none_or(|b| c.node_index(b).is_some())
+                        }
+                        OutputVar::Current(d) => {
+                            c.unknown_index(&format!("i({d})")).is_some()
+                                || c.device_index(d).is_some()
+                        }
+                        OutputVar::DeviceState { device, .. } => {
+                            c.unknown_index(&format!("x({device})")).is_some()
+                        }
                         OutputVar::All => true,
                     };
                     if !ok {
-                        return err(span, format!("cannot save {v:?}: no such node, branch or device"));
+                        return err(
+                            span,
+                            format!("cannot save {v:?}: no such node, branch or device"),
+                        );
                     }
                     c.saves.push(v.clone());
                 }
@@ -768,24 +1048,48 @@ fn resolve_directives(c: &mut Circuit, cards: &[Card], scope: &Scope) -> Result<
                     SpikeRule::Memristor { devices, level } => {
                         let mut unknowns = Vec::new();
                         for d in devices {
-                            let i = c.device_index(d).ok_or_else(|| ElabError { span: Some(span.clone()), message: format!(".SPIKE names unknown device '{d}'") })?;
+                            let i = c.device_index(d).ok_or_else(|| ElabError {
+                                span: Some(span.clone()),
+                                message: format!(".SPIKE names unknown device '{d}'"),
+                            })?;
                             let Some(s) = c.devices[i].state_unknown() else {
-                                return err(span, format!(".SPIKE MEMRISTOR= names '{d}', which is not a memristor"));
+                                return err(
+                                    span,
+                                    format!(
+                                        ".SPIKE MEMRISTOR= names '{d}', which is not a memristor"
+                                    ),
+                                );
                             };
                             unknowns.push(s);
                         }
-                        SpikeDetector::States { unknowns, level: eval(scope, level, span)? }
+                        SpikeDetector::States {
+                            unknowns,
+                            level: eval(scope, level, span)?,
+                        }
                     }
                     SpikeRule::Reset { device } => {
-                        let i = c.device_index(device).ok_or_else(|| ElabError { span: Some(span.clone()), message: format!(".SPIKE names unknown device '{device}'") })?;
+                        let i = c.device_index(device).ok_or_else(|| ElabError {
+                            span: Some(span.clone()),
+                            message: format!(".SPIKE names unknown device '{device}'"),
+                        })?;
                         if !c.devices[i].as_any().is::<Reset>() {
-                            return err(span, format!(".SPIKE RESET= names '{device}', which is not a YRESET device"));
+                            return err(
+                                span,
+                                format!(
+                                    ".SPIKE RESET= names '{device}', which is not a YRESET device"
+                                ),
+                            );
                         }
                         SpikeDetector::Reset { device: i }
                     }
-                    SpikeRule::Threshold { level } => SpikeDetector::Threshold { level: eval(scope, level, span)? },
+                    SpikeRule::Threshold { level } => SpikeDetector::Threshold {
+                        level: eval(scope, level, span)?,
+                    },
                 };
-                c.spike = Some(SpikeSpec { node: node_i, detector });
+                c.spike = Some(SpikeSpec {
+                    node: node_i,
+                    detector,
+                });
             }
             Card::Neuron { params, span } => {
                 let mut input = None;
@@ -800,22 +1104,45 @@ fn resolve_directives(c: &mut Circuit, cards: &[Card], scope: &Scope) -> Result<
                         rest.insert(a.name.clone(), eval(scope, &a.value, &a.span)?);
                     }
                 }
-                let Some(input) = input else { return err(span, ".NEURON needs INPUT=<node>") };
-                c.neuron = Some(NeuronSpec { input, params: rest });
+                let Some(input) = input else {
+                    return err(span, ".NEURON needs INPUT=<node>");
+                };
+                c.neuron = Some(NeuronSpec {
+                    input,
+                    params: rest,
+                });
             }
             Card::Step { param, spec, span } => {
                 let values = match spec {
-                    StepSpec::List(l) => l.iter().map(|e| eval(scope, e, span)).collect::<Result<Vec<_>, _>>()?,
+                    StepSpec::List(l) => l
+                        .iter()
+                        .map(|e| eval(scope, e, span))
+                        .collect::<Result<Vec<_>, _>>()?,
                     StepSpec::Linear { start, stop, incr } => {
-                        let (a, b, d) = (eval(scope, start, span)?, eval(scope, stop, span)?, eval(scope, incr, span)?);
+                        let (a, b, d) = (
+                            eval(scope, start, span)?,
+                            eval(scope, stop, span)?,
+                            eval(scope, incr, span)?,
+                        );
                         if d == 0.0 || (b - a) * d < 0.0 || ((b - a) / d).abs() > 1e6 {
-                            return err(span, format!(".step from {a} to {b} by {d} is not a finite sweep"));
+                            return err(
+                                span,
+                                format!(".step from {a} to {b} by {d} is not a finite sweep"),
+                            );
                         }
                         let n = ((b - a) / d + 1e-9).floor() as usize;
                         (0..=n).map(|k| a + k as f64 * d).collect()
                     }
-                    StepSpec::Decade { start, stop, points } => {
-                        let (a, b, p) = (eval(scope, start, span)?, eval(scope, stop, span)?, eval(scope, points, span)?);
+                    StepSpec::Decade {
+                        start,
+                        stop,
+                        points,
+                    } => {
+                        let (a, b, p) = (
+                            eval(scope, start, span)?,
+                            eval(scope, stop, span)?,
+                            eval(scope, points, span)?,
+                        );
                         if !(a > 0.0 && b > a && p >= 1.0) {
                             return err(span, ".step dec needs 0 < start < stop and points >= 1");
                         }
@@ -824,7 +1151,10 @@ fn resolve_directives(c: &mut Circuit, cards: &[Card], scope: &Scope) -> Result<
                     }
                 };
                 if !c.params.contains_key(param) {
-                    return err(span, format!(".step sweeps '{param}', which is not a .param"));
+                    return err(
+                        span,
+                        format!(".step sweeps '{param}', which is not a .param"),
+                    );
                 }
                 c.steps.push((param.clone(), values));
             }

@@ -23,15 +23,24 @@ const MAX_CALL_DEPTH: usize = 64;
 
 impl<'p> Scope<'p> {
     pub fn child(parent: &'p Scope<'p>) -> Scope<'p> {
-        Scope { values: HashMap::new(), parent: Some(parent), funcs: HashMap::new() }
+        Scope {
+            values: HashMap::new(),
+            parent: Some(parent),
+            funcs: HashMap::new(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.values.get(name).copied().or_else(|| self.parent.and_then(|p| p.get(name)))
+        self.values
+            .get(name)
+            .copied()
+            .or_else(|| self.parent.and_then(|p| p.get(name)))
     }
 
     fn func(&self, name: &str) -> Option<&Func> {
-        self.funcs.get(name).or_else(|| self.parent.and_then(|p| p.func(name)))
+        self.funcs
+            .get(name)
+            .or_else(|| self.parent.and_then(|p| p.func(name)))
     }
 
     /// Evaluate an expression in this scope.
@@ -39,7 +48,12 @@ impl<'p> Scope<'p> {
         self.eval_depth(e, &HashMap::new(), 0)
     }
 
-    fn eval_depth(&self, e: &Expr, locals: &HashMap<String, f64>, depth: usize) -> Result<f64, String> {
+    fn eval_depth(
+        &self,
+        e: &Expr,
+        locals: &HashMap<String, f64>,
+        depth: usize,
+    ) -> Result<f64, String> {
         if depth > MAX_CALL_DEPTH {
             return Err("recursive .func: call depth exceeds 64".into());
         }
@@ -49,7 +63,8 @@ impl<'p> Scope<'p> {
             if f.args.len() != args.len() {
                 return None;
             }
-            let bound: HashMap<String, f64> = f.args.iter().cloned().zip(args.iter().copied()).collect();
+            let bound: HashMap<String, f64> =
+                f.args.iter().cloned().zip(args.iter().copied()).collect();
             match self.eval_depth(&f.body, &bound, depth + 1) {
                 Ok(v) => Some(v),
                 Err(_) => None,
@@ -75,7 +90,11 @@ fn first_bad_call(e: &Expr, scope: &Scope) -> Option<String> {
                 match scope.func(name) {
                     None => return Some(format!("undefined function '{name}'")),
                     Some(f) if f.args.len() != args.len() => {
-                        return Some(format!("function '{name}' takes {} argument(s), got {}", f.args.len(), args.len()))
+                        return Some(format!(
+                            "function '{name}' takes {} argument(s), got {}",
+                            f.args.len(),
+                            args.len()
+                        ))
                     }
                     _ => {}
                 }
@@ -89,7 +108,10 @@ fn first_bad_call(e: &Expr, scope: &Scope) -> Option<String> {
 }
 
 fn is_builtin(name: &str) -> bool {
-    matches!(name, "exp" | "log" | "ln" | "sqrt" | "sin" | "cos" | "tanh" | "abs" | "min" | "max")
+    matches!(
+        name,
+        "exp" | "log" | "ln" | "sqrt" | "sin" | "cos" | "tanh" | "abs" | "min" | "max"
+    )
 }
 
 /// Evaluate a list of `name=value` definitions into `scope`, allowing a
@@ -114,7 +136,11 @@ pub fn define_all(scope: &mut Scope, defs: &[Assign]) -> Result<(), (Span, Strin
             let msg = scope.eval(&d.value).err().unwrap_or_default();
             let names: Vec<&str> = still.iter().map(|d| d.name.as_str()).collect();
             let text = if still.iter().any(|o| msg.contains(&format!("'{}'", o.name))) {
-                format!("parameter '{}' cannot be evaluated: {msg} (circular definition among: {})", d.name, names.join(", "))
+                format!(
+                    "parameter '{}' cannot be evaluated: {msg} (circular definition among: {})",
+                    d.name,
+                    names.join(", ")
+                )
             } else {
                 format!("parameter '{}' cannot be evaluated: {msg}", d.name)
             };

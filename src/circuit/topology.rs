@@ -29,10 +29,19 @@ impl Dsu {
     }
 }
 
-pub(super) fn check(devices: &[Box<dyn Device>], spans: &[Span], node_names: &[String]) -> Result<(), ElabError> {
+pub(super) fn check(
+    devices: &[Box<dyn Device>],
+    spans: &[Span],
+    node_names: &[String],
+) -> Result<(), ElabError> {
     let n = node_names.len();
     let ix = |node: Node| node.unwrap_or(n);
-    let fail = |span: &Span, message: String| Err(ElabError { span: Some(span.clone()), message });
+    let fail = |span: &Span, message: String| {
+        Err(ElabError {
+            span: Some(span.clone()),
+            message,
+        })
+    };
 
     let mut connections = vec![0usize; n];
     let mut first_device = vec![usize::MAX; n];
@@ -47,7 +56,14 @@ pub(super) fn check(devices: &[Box<dyn Device>], spans: &[Span], node_names: &[S
     for (i, &count) in connections.iter().enumerate() {
         if count < 2 {
             let d = first_device[i];
-            return fail(&spans[d], format!("node '{}' has only one connection (to {}); it is floating", node_names[i], devices[d].name()));
+            return fail(
+                &spans[d],
+                format!(
+                    "node '{}' has only one connection (to {}); it is floating",
+                    node_names[i],
+                    devices[d].name()
+                ),
+            );
         }
     }
 
@@ -76,7 +92,13 @@ pub(super) fn check(devices: &[Box<dyn Device>], spans: &[Span], node_names: &[S
     for (d, dev) in devices.iter().enumerate() {
         if let Some((a, b)) = dev.voltage_defined() {
             if a == b {
-                return fail(&spans[d], format!("{} is shorted: both terminals are the same node", dev.name()));
+                return fail(
+                    &spans[d],
+                    format!(
+                        "{} is shorted: both terminals are the same node",
+                        dev.name()
+                    ),
+                );
             }
             if !loops.union(ix(a), ix(b)) {
                 return fail(&spans[d], format!("{} closes a loop of voltage sources (V/E elements); the loop's voltages are over-determined", dev.name()));

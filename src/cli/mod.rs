@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "circsnn", version, about = "Spiking neural networks whose neurons are real circuits")]
+#[command(
+    name = "circsnn",
+    version,
+    about = "Spiking neural networks whose neurons are real circuits"
+)]
 pub struct Cli {
     /// Worker threads for every parallel stage (default: all cores).
     #[arg(long, global = true)]
@@ -17,14 +21,16 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
-}
+pub enum Command {}
 
 /// Parse arguments, run the subcommand, and turn errors into a message and exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+        {
             eprintln!("error: cannot set up {n} threads: {e}");
             return ExitCode::FAILURE;
         }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Capacitor {
     pub name: String,
     pub a: Node,
@@ -15,7 +15,14 @@ pub struct Capacitor {
 
 impl Capacitor {
     pub fn new(name: String, a: Node, b: Node, capacitance: f64, ic: Option<f64>) -> Self {
-        Capacitor { name, a, b, capacitance, ic, slots: Slots2::default() }
+        Capacitor {
+            name,
+            a,
+            b,
+            capacitance,
+            ic,
+            slots: Slots2::default(),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Inductor {
     pub name: String,
     pub a: Node,
@@ -21,7 +21,19 @@ pub struct Inductor {
 
 impl Inductor {
     pub fn new(name: String, a: Node, b: Node, inductance: f64, ic: Option<f64>) -> Self {
-        Inductor { name, a, b, inductance, ic, branch: 0, s_ai: None, s_bi: None, s_ia: None, s_ib: None, s_ii: None }
+        Inductor {
+            name,
+            a,
+            b,
+            inductance,
+            ic,
+            branch: 0,
+            s_ai: None,
+            s_bi: None,
+            s_ia: None,
+            s_ib: None,
+            s_ii: None,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use super::waveform::SourceFn;
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ISource {
     pub name: String,
     pub pos: Node,
@@ -17,7 +17,13 @@ pub struct ISource {
 
 impl ISource {
     pub fn new(name: String, pos: Node, neg: Node, dc: f64, waveform: Option<SourceFn>) -> Self {
-        ISource { name, pos, neg, dc, waveform }
+        ISource {
+            name,
+            pos,
+            neg,
+            dc,
+            waveform,
+        }
     }
 }
 
@@ -51,7 +57,10 @@ impl Device for ISource {
         }
     }
     fn probes(&self) -> Vec<Probe> {
-        vec![Probe { name: format!("i({})", self.name), kind: SignalKind::Current }]
+        vec![Probe {
+            name: format!("i({})", self.name),
+            kind: SignalKind::Current,
+        }]
     }
     fn probe_values(&self, ctx: &EvalCtx, out: &mut Vec<f64>) {
         out.push(ctx.source_scale * self.value(ctx));

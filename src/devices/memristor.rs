@@ -29,7 +29,16 @@ pub struct TsmModel {
 impl Default for TsmModel {
     /// devices.md §2.3 defaults.
     fn default() -> Self {
-        TsmModel { ron: 100e3, roff: 10e6, von: 20e-3, voff: 2e-3, ton: 1e-6, toff: 1e-6, vs: 0.25e-3, p: 4.0 }
+        TsmModel {
+            ron: 100e3,
+            roff: 10e6,
+            von: 20e-3,
+            voff: 2e-3,
+            ton: 1e-6,
+            toff: 1e-6,
+            vs: 0.25e-3,
+            p: 4.0,
+        }
     }
 }
 
@@ -51,14 +60,24 @@ pub struct TsmEval {
 impl TsmModel {
     /// Check the parameters; the message names the offending one.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [("RON", self.ron), ("ROFF", self.roff), ("TON", self.ton), ("TOFF", self.toff), ("VS", self.vs), ("P", self.p)];
+        let positive = [
+            ("RON", self.ron),
+            ("ROFF", self.roff),
+            ("TON", self.ton),
+            ("TOFF", self.toff),
+            ("VS", self.vs),
+            ("P", self.p),
+        ];
         for (name, v) in positive {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(format!("{name} must be positive and finite, got {v}"));
             }
         }
         if !(self.voff >= 0.0 && self.von > self.voff) {
-            return Err(format!("need 0 <= VOFF < VON, got VON={} VOFF={}", self.von, self.voff));
+            return Err(format!(
+                "need 0 <= VOFF < VON, got VON={} VOFF={}",
+                self.von, self.voff
+            ));
         }
         Ok(())
     }
@@ -75,7 +94,11 @@ impl TsmModel {
     pub fn eval(&self, v: f64, x: f64) -> TsmEval {
         let x = x.clamp(0.0, 1.0);
         let dg = 1.0 / self.ron - 1.0 / self.roff;
-        let xp1 = if self.p == 4.0 { x * x * x } else { x.powf(self.p - 1.0) };
+        let xp1 = if self.p == 4.0 {
+            x * x * x
+        } else {
+            x.powf(self.p - 1.0)
+        };
         let g = 1.0 / self.roff + dg * xp1 * x;
         let dg_dx = self.p * dg * xp1;
         let av = (v * v + ABS_SMOOTHING_V * ABS_SMOOTHING_V).sqrt();
@@ -103,7 +126,7 @@ impl TsmModel {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Memristor {
     pub name: String,
     pub a: Node,
@@ -121,7 +144,20 @@ pub struct Memristor {
 
 impl Memristor {
     pub fn new(name: String, a: Node, b: Node, model: TsmModel, x0: f64) -> Self {
-        Memristor { name, a, b, model, x0, state: 0, slots: Slots2::default(), s_ax: None, s_bx: None, s_xa: None, s_xb: None, s_xx: None }
+        Memristor {
+            name,
+            a,
+            b,
+            model,
+            x0,
+            state: 0,
+            slots: Slots2::default(),
+            s_ax: None,
+            s_bx: None,
+            s_xa: None,
+            s_xb: None,
+            s_xx: None,
+        }
     }
 }
 
@@ -199,7 +235,13 @@ mod tests {
     #[test]
     fn jacobian_matches_finite_differences() {
         let m = TsmModel::default();
-        for &(v, x) in &[(0.0185, 0.01), (0.019, 0.3), (-0.01, 0.7), (0.003, 0.9), (0.0201, 0.5)] {
+        for &(v, x) in &[
+            (0.0185, 0.01),
+            (0.019, 0.3),
+            (-0.01, 0.7),
+            (0.003, 0.9),
+            (0.0201, 0.5),
+        ] {
             let e = m.eval(v, x);
             let h = 1e-9;
             let ev = |v, x| m.eval(v, x);
@@ -208,10 +250,30 @@ mod tests {
             let num_di_dx = (ev(v, x + h).i - ev(v, x - h).i) / (2.0 * h);
             let num_df_dx = (ev(v, x + h).f - ev(v, x - h).f) / (2.0 * h);
             let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(b.abs()) + 1e-12;
-            assert!(close(e.di_dv, num_di_dv), "di/dv {} vs {}", e.di_dv, num_di_dv);
-            assert!(close(e.df_dv, num_df_dv), "df/dv {} vs {}", e.df_dv, num_df_dv);
-            assert!(close(e.di_dx, num_di_dx), "di/dx {} vs {}", e.di_dx, num_di_dx);
-            assert!(close(e.df_dx, num_df_dx), "df/dx {} vs {}", e.df_dx, num_df_dx);
+            assert!(
+                close(e.di_dv, num_di_dv),
+                "di/dv {} vs {}",
+                e.di_dv,
+                num_di_dv
+            );
+            assert!(
+                close(e.df_dv, num_df_dv),
+                "df/dv {} vs {}",
+                e.df_dv,
+                num_df_dv
+            );
+            assert!(
+                close(e.di_dx, num_di_dx),
+                "di/dx {} vs {}",
+                e.di_dx,
+                num_di_dx
+            );
+            assert!(
+                close(e.df_dx, num_df_dx),
+                "df/dx {} vs {}",
+                e.df_dx,
+                num_df_dx
+            );
         }
     }
 
@@ -228,7 +290,11 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_thresholds() {
-        let m = TsmModel { von: 1e-3, voff: 2e-3, ..TsmModel::default() };
+        let m = TsmModel {
+            von: 1e-3,
+            voff: 2e-3,
+            ..TsmModel::default()
+        };
         assert!(m.validate().unwrap_err().contains("VOFF"));
     }
 }

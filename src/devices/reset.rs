@@ -15,14 +15,21 @@ pub struct ResetModel {
 
 impl Default for ResetModel {
     fn default() -> Self {
-        ResetModel { vth: 20e-3, vreset: 0.0, tref: 0.0 }
+        ResetModel {
+            vth: 20e-3,
+            vreset: 0.0,
+            tref: 0.0,
+        }
     }
 }
 
 impl ResetModel {
     pub fn validate(&self) -> Result<(), String> {
         if !(self.vreset < self.vth) {
-            return Err(format!("VRESET ({}) must be below VTH ({})", self.vreset, self.vth));
+            return Err(format!(
+                "VRESET ({}) must be below VTH ({})",
+                self.vreset, self.vth
+            ));
         }
         if !(self.tref >= 0.0 && self.tref.is_finite()) {
             return Err(format!("TREF must be >= 0, got {}", self.tref));
@@ -31,7 +38,7 @@ impl ResetModel {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Reset {
     pub name: String,
     pub mem: Node,
@@ -45,7 +52,15 @@ pub struct Reset {
 
 impl Reset {
     pub fn new(name: String, mem: Node, reference: Node, model: ResetModel) -> Self {
-        Reset { name, mem, reference, model, branch: 0, clamped_until: None, slots: [None; 5] }
+        Reset {
+            name,
+            mem,
+            reference,
+            model,
+            branch: 0,
+            clamped_until: None,
+            slots: [None; 5],
+        }
     }
 }
 
@@ -61,7 +76,13 @@ impl Device for Reset {
     }
     fn setup(&mut self, p: &mut dyn Pattern) {
         let i = Some(self.branch);
-        self.slots = [p.entry(self.mem, i), p.entry(self.reference, i), p.entry(i, self.mem), p.entry(i, self.reference), p.entry(i, i)];
+        self.slots = [
+            p.entry(self.mem, i),
+            p.entry(self.reference, i),
+            p.entry(i, self.mem),
+            p.entry(i, self.reference),
+            p.entry(i, i),
+        ];
     }
     fn eval(&self, ctx: &EvalCtx, s: &mut Stamp) {
         let i = ctx.x[self.branch];
@@ -72,7 +93,10 @@ impl Device for Reset {
         s.jf(ri, -1.0);
         let br = Some(self.branch);
         if self.clamped_until.is_some() {
-            s.f(br, ctx.v(self.mem) - ctx.v(self.reference) - self.model.vreset);
+            s.f(
+                br,
+                ctx.v(self.mem) - ctx.v(self.reference) - self.model.vreset,
+            );
             s.jf(im, 1.0);
             s.jf(ir, -1.0);
         } else {

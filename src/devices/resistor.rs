@@ -2,7 +2,7 @@
 
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Resistor {
     pub name: String,
     pub a: Node,
@@ -13,7 +13,13 @@ pub struct Resistor {
 
 impl Resistor {
     pub fn new(name: String, a: Node, b: Node, resistance: f64) -> Self {
-        Resistor { name, a, b, resistance, slots: Slots2::default() }
+        Resistor {
+            name,
+            a,
+            b,
+            resistance,
+            slots: Slots2::default(),
+        }
     }
 }
 

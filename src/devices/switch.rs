@@ -15,11 +15,16 @@ pub struct SwitchModel {
 
 impl Default for SwitchModel {
     fn default() -> Self {
-        SwitchModel { vt: 0.0, vh: 0.0, ron: 1.0, roff: 1e12 }
+        SwitchModel {
+            vt: 0.0,
+            vh: 0.0,
+            ron: 1.0,
+            roff: 1e12,
+        }
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Switch {
     pub name: String,
     pub a: Node,
@@ -33,14 +38,36 @@ pub struct Switch {
 }
 
 impl Switch {
-    pub fn new(name: String, a: Node, b: Node, cpos: Node, cneg: Node, model: SwitchModel, initially_on: bool) -> Self {
-        Switch { name, a, b, cpos, cneg, model, initially_on, on: initially_on, slots: Slots2::default() }
+    pub fn new(
+        name: String,
+        a: Node,
+        b: Node,
+        cpos: Node,
+        cneg: Node,
+        model: SwitchModel,
+        initially_on: bool,
+    ) -> Self {
+        Switch {
+            name,
+            a,
+            b,
+            cpos,
+            cneg,
+            model,
+            initially_on,
+            on: initially_on,
+            slots: Slots2::default(),
+        }
     }
     pub fn is_on(&self) -> bool {
         self.on
     }
     fn conductance(&self) -> f64 {
-        1.0 / if self.on { self.model.ron } else { self.model.roff }
+        1.0 / if self.on {
+            self.model.ron
+        } else {
+            self.model.roff
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Vccs {
     pub name: String,
     pub pos: Node,
@@ -16,7 +16,15 @@ pub struct Vccs {
 
 impl Vccs {
     pub fn new(name: String, pos: Node, neg: Node, cpos: Node, cneg: Node, gm: f64) -> Self {
-        Vccs { name, pos, neg, cpos, cneg, gm, slots: [None; 4] }
+        Vccs {
+            name,
+            pos,
+            neg,
+            cpos,
+            cneg,
+            gm,
+            slots: [None; 4],
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Vcvs {
     pub name: String,
     pub pos: Node,
@@ -17,7 +17,16 @@ pub struct Vcvs {
 
 impl Vcvs {
     pub fn new(name: String, pos: Node, neg: Node, cpos: Node, cneg: Node, gain: f64) -> Self {
-        Vcvs { name, pos, neg, cpos, cneg, gain, branch: 0, slots: [None; 6] }
+        Vcvs {
+            name,
+            pos,
+            neg,
+            cpos,
+            cneg,
+            gain,
+            branch: 0,
+            slots: [None; 6],
+        }
     }
 }
 
@@ -49,7 +58,8 @@ impl Device for Vcvs {
         let [pi, ni, ip, inn, icp, icn] = self.slots;
         s.jf(pi, 1.0);
         s.jf(ni, -1.0);
-        let r = ctx.v(self.pos) - ctx.v(self.neg) - self.gain * (ctx.v(self.cpos) - ctx.v(self.cneg));
+        let r =
+            ctx.v(self.pos) - ctx.v(self.neg) - self.gain * (ctx.v(self.cpos) - ctx.v(self.cneg));
         s.f(Some(self.branch), r);
         s.jf(ip, 1.0);
         s.jf(inn, -1.0);

@@ -5,7 +5,7 @@
 use super::waveform::SourceFn;
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct VSource {
     pub name: String,
     pub pos: Node,
@@ -23,7 +23,18 @@ pub struct VSource {
 
 impl VSource {
     pub fn new(name: String, pos: Node, neg: Node, dc: f64, waveform: Option<SourceFn>) -> Self {
-        VSource { name, pos, neg, dc, waveform, branch: 0, s_pi: None, s_ni: None, s_ip: None, s_in: None }
+        VSource {
+            name,
+            pos,
+            neg,
+            dc,
+            waveform,
+            branch: 0,
+            s_pi: None,
+            s_ni: None,
+            s_ip: None,
+            s_in: None,
+        }
     }
 }
 
@@ -62,7 +73,10 @@ impl Device for VSource {
         s.jf(self.s_pi, 1.0);
         s.jf(self.s_ni, -1.0);
         let target = ctx.source_scale * self.value(ctx);
-        s.f(Some(self.branch), ctx.v(self.pos) - ctx.v(self.neg) - target);
+        s.f(
+            Some(self.branch),
+            ctx.v(self.pos) - ctx.v(self.neg) - target,
+        );
         s.jf(self.s_ip, 1.0);
         s.jf(self.s_in, -1.0);
     }

@@ -6,11 +6,33 @@
 pub enum SourceFn {
     Dc(f64),
     /// vo + va·e^{−(t−td)θ}·sin(2πf(t−td) + φ) for t ≥ td, vo + va·sin φ before.
-    Sin { vo: f64, va: f64, freq: f64, td: f64, theta: f64, phase_rad: f64 },
-    Pulse { v1: f64, v2: f64, td: f64, tr: f64, tf: f64, pw: f64, per: f64 },
+    Sin {
+        vo: f64,
+        va: f64,
+        freq: f64,
+        td: f64,
+        theta: f64,
+        phase_rad: f64,
+    },
+    Pulse {
+        v1: f64,
+        v2: f64,
+        td: f64,
+        tr: f64,
+        tf: f64,
+        pw: f64,
+        per: f64,
+    },
     /// (time, value) pairs with strictly increasing times.
     Pwl(Vec<(f64, f64)>),
-    Exp { v1: f64, v2: f64, td1: f64, tau1: f64, td2: f64, tau2: f64 },
+    Exp {
+        v1: f64,
+        v2: f64,
+        td1: f64,
+        tau1: f64,
+        td2: f64,
+        tau2: f64,
+    },
 }
 
 impl SourceFn {
@@ -18,15 +40,32 @@ impl SourceFn {
     pub fn value(&self, t: f64) -> f64 {
         match *self {
             SourceFn::Dc(v) => v,
-            SourceFn::Sin { vo, va, freq, td, theta, phase_rad } => {
+            SourceFn::Sin {
+                vo,
+                va,
+                freq,
+                td,
+                theta,
+                phase_rad,
+            } => {
                 if t < td {
                     vo + va * phase_rad.sin()
                 } else {
                     let s = t - td;
-                    vo + va * (-s * theta).exp() * (2.0 * std::f64::consts::PI * freq * s + phase_rad).sin()
+                    vo + va
+                        * (-s * theta).exp()
+                        * (2.0 * std::f64::consts::PI * freq * s + phase_rad).sin()
                 }
             }
-            SourceFn::Pulse { v1, v2, td, tr, tf, pw, per } => {
+            SourceFn::Pulse {
+                v1,
+                v2,
+                td,
+                tr,
+                tf,
+                pw,
+                per,
+            } => {
                 if t < td {
                     return v1;
                 }
@@ -45,7 +84,14 @@ impl SourceFn {
                 }
             }
             SourceFn::Pwl(ref pts) => pwl_value(pts, t),
-            SourceFn::Exp { v1, v2, td1, tau1, td2, tau2 } => {
+            SourceFn::Exp {
+                v1,
+                v2,
+                td1,
+                tau1,
+                td2,
+                tau2,
+            } => {
                 let mut v = v1;
                 if t > td1 {
                     v += (v2 - v1) * (1.0 - (-(t - td1) / tau1).exp());
@@ -63,7 +109,14 @@ impl SourceFn {
         match *self {
             SourceFn::Dc(_) => {}
             SourceFn::Sin { td, .. } => out.push(td),
-            SourceFn::Pulse { td, tr, tf, pw, per, .. } => {
+            SourceFn::Pulse {
+                td,
+                tr,
+                tf,
+                pw,
+                per,
+                ..
+            } => {
                 let corners = [0.0, tr, tr + pw, tr + pw + tf];
                 let mut start = td;
                 // A pulse train with a tiny period would flood the list; cap it.
@@ -103,7 +156,14 @@ mod tests {
     #[test]
     fn sine_bench_input_follows_one_minus_cosine() {
         // SIN(1.5n 1.5n 1 0 0 -90) = 1.5 nA (1 − cos 2πt)
-        let f = SourceFn::Sin { vo: 1.5e-9, va: 1.5e-9, freq: 1.0, td: 0.0, theta: 0.0, phase_rad: -std::f64::consts::FRAC_PI_2 };
+        let f = SourceFn::Sin {
+            vo: 1.5e-9,
+            va: 1.5e-9,
+            freq: 1.0,
+            td: 0.0,
+            theta: 0.0,
+            phase_rad: -std::f64::consts::FRAC_PI_2,
+        };
         for &t in &[0.0, 0.1, 0.25, 0.5, 0.9] {
             let want = 1.5e-9 * (1.0 - (2.0 * std::f64::consts::PI * t).cos());
             assert!((f.value(t) - want).abs() < 1e-18, "t={t}");
@@ -112,7 +172,15 @@ mod tests {
 
     #[test]
     fn pulse_corners_and_periodicity() {
-        let f = SourceFn::Pulse { v1: 0.0, v2: 1.0, td: 1.0, tr: 0.1, tf: 0.2, pw: 0.5, per: 2.0 };
+        let f = SourceFn::Pulse {
+            v1: 0.0,
+            v2: 1.0,
+            td: 1.0,
+            tr: 0.1,
+            tf: 0.2,
+            pw: 0.5,
+            per: 2.0,
+        };
         assert_eq!(f.value(0.5), 0.0);
         assert!((f.value(1.05) - 0.5).abs() < 1e-12);
         assert_eq!(f.value(1.3), 1.0);
@@ -135,7 +203,14 @@ mod tests {
 
     #[test]
     fn exp_rises_then_falls() {
-        let f = SourceFn::Exp { v1: 0.0, v2: 1.0, td1: 0.0, tau1: 1.0, td2: 10.0, tau2: 1.0 };
+        let f = SourceFn::Exp {
+            v1: 0.0,
+            v2: 1.0,
+            td1: 0.0,
+            tau1: 1.0,
+            td2: 10.0,
+            tau2: 1.0,
+        };
         assert!((f.value(1.0) - (1.0 - (-1.0f64).exp())).abs() < 1e-12);
         assert!(f.value(30.0).abs() < 1e-6);
     }

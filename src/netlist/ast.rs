@@ -101,7 +101,10 @@ pub enum ElementKind {
     /// G n+ n- nc+ nc- transconductance
     Vccs { gain: Expr },
     /// S n+ n- nc+ nc- model [ON|OFF]
-    Switch { model: String, initially_on: Option<bool> },
+    Switch {
+        model: String,
+        initially_on: Option<bool>,
+    },
     /// YMEMRISTOR name n+ n- model [X0=x]
     Memristor { model: String, params: Vec<Assign> },
     /// YRESET name mem ref model
@@ -135,8 +138,16 @@ pub enum SpikeRule {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepSpec {
     List(Vec<Expr>),
-    Linear { start: Expr, stop: Expr, incr: Expr },
-    Decade { start: Expr, stop: Expr, points: Expr },
+    Linear {
+        start: Expr,
+        stop: Expr,
+        incr: Expr,
+    },
+    Decade {
+        start: Expr,
+        stop: Expr,
+        points: Expr,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -155,26 +166,65 @@ pub enum Card {
     Element(Element),
     Param(Vec<Assign>),
     /// `.func name(a, b) {expr}`
-    Func { name: String, args: Vec<String>, body: Expr, span: Span },
+    Func {
+        name: String,
+        args: Vec<String>,
+        body: Expr,
+        span: Span,
+    },
     Subckt(Subckt),
     /// `.model name type (k=v ...)`; `kind` lower-case (memristor, nreset, sw, ...).
-    Model { name: String, kind: String, params: Vec<Assign>, span: Span },
+    Model {
+        name: String,
+        kind: String,
+        params: Vec<Assign>,
+        span: Span,
+    },
     /// `.ic v(node)=value ...`
     Ic(Vec<(String, Expr, Span)>),
     Options(Vec<Assign>),
-    Op { span: Span },
+    Op {
+        span: Span,
+    },
     /// `.dc src start stop step`
-    Dc { source: String, start: Expr, stop: Expr, step: Expr, span: Span },
+    Dc {
+        source: String,
+        start: Expr,
+        stop: Expr,
+        step: Expr,
+        span: Span,
+    },
     /// `.tran tstep tstop [tstart [tmax]] [uic]`
-    Tran { tstep: Expr, tstop: Expr, tstart: Option<Expr>, tmax: Option<Expr>, uic: bool, span: Span },
+    Tran {
+        tstep: Expr,
+        tstop: Expr,
+        tstart: Option<Expr>,
+        tmax: Option<Expr>,
+        uic: bool,
+        span: Span,
+    },
     /// `.print`/`.save` (`.print tran v(a)` keeps only the variables).
-    Save { vars: Vec<OutputVar>, span: Span },
+    Save {
+        vars: Vec<OutputVar>,
+        span: Span,
+    },
     /// `.spike node rule`
-    Spike { node: String, rule: SpikeRule, span: Span },
+    Spike {
+        node: String,
+        rule: SpikeRule,
+        span: Span,
+    },
     /// `.neuron input=node [k=v ...]` (see the batched engine).
-    Neuron { params: Vec<Assign>, span: Span },
+    Neuron {
+        params: Vec<Assign>,
+        span: Span,
+    },
     /// `.step param name ...`
-    Step { param: String, spec: StepSpec, span: Span },
+    Step {
+        param: String,
+        spec: StepSpec,
+        span: Span,
+    },
 }
 
 /// A whole netlist file, with `.include`d files already spliced in.

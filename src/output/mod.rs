@@ -35,6 +35,8 @@ pub struct Waveforms {
 
 impl Waveforms {
     pub fn signal(&self, name: &str) -> Option<&Signal> {
-        self.signals.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+        self.signals
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
     }
 }

@@ -79,17 +79,31 @@ impl SparseLu {
         let slot_pos: Vec<usize> = pattern
             .entries
             .iter()
-            .map(|&(r, c)| csc.nnz_index(r, c).map(|ix| ix.0).expect("entry is in the pattern it was built from"))
+            .map(|&(r, c)| {
+                csc.nnz_index(r, c)
+                    .map(|ix| ix.0)
+                    .expect("entry is in the pattern it was built from")
+            })
             .collect();
         let diag_pos = (0..n).map(|i| csc.nnz_index(i, i).map(|ix| ix.0)).collect();
         let (indptr, indices, _) = csc.into_raw_storage();
         let symbolic_mat = SymbolicSparseColMat::new_checked(n, n, indptr, None, indices);
-        let symbolic = factorize_symbolic_lu(symbolic_mat.as_ref(), Default::default()).map_err(|e| LinearError::Other(format!("{e:?}")))?;
+        let symbolic = factorize_symbolic_lu(symbolic_mat.as_ref(), Default::default())
+            .map_err(|e| LinearError::Other(format!("{e:?}")))?;
         let req = symbolic
             .factorize_numeric_lu_scratch::<f64>(Par::Seq, Default::default())
             .or(symbolic.solve_in_place_scratch::<f64>(1, Par::Seq));
         let nnz = symbolic_mat.row_idx().len();
-        Ok(SparseLu { n, symbolic_mat, slot_pos, diag_pos, values: vec![0.0; nnz], symbolic, numeric: NumericLu::new(), scratch: MemBuffer::new(req) })
+        Ok(SparseLu {
+            n,
+            symbolic_mat,
+            slot_pos,
+            diag_pos,
+            values: vec![0.0; nnz],
+            symbolic,
+            numeric: NumericLu::new(),
+            scratch: MemBuffer::new(req),
+        })
     }
 
     pub fn dim(&self) -> usize {
@@ -128,9 +142,17 @@ impl SparseLu {
         let mut stack = MemStack::new(&mut self.scratch);
         let lu = self
             .symbolic
-            .factorize_numeric_lu(&mut self.numeric, mat, Par::Seq, &mut stack, Default::default())
+            .factorize_numeric_lu(
+                &mut self.numeric,
+                mat,
+                Par::Seq,
+                &mut stack,
+                Default::default(),
+            )
             .map_err(|e| match e {
-                faer::sparse::linalg::LuError::SymbolicSingular { index } => LinearError::Singular(index),
+                faer::sparse::linalg::LuError::SymbolicSingular { index } => {
+                    LinearError::Singular(index)
+                }
                 other => LinearError::Other(format!("{other:?}")),
             })?;
         let rhs_mat = MatMut::from_column_major_slice_mut(rhs, self.n, 1);

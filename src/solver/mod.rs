@@ -117,7 +117,11 @@ impl Mna {
             rhs: vec![0.0; n],
             atol,
             reltol: o.reltol,
-            is_voltage: circuit.unknowns.iter().map(|u| u.kind == UnknownKind::Voltage).collect(),
+            is_voltage: circuit
+                .unknowns
+                .iter()
+                .map(|u| u.kind == UnknownKind::Voltage)
+                .collect(),
             linear: circuit.is_linear(),
             slot_cols,
             stats: Stats::default(),
@@ -125,12 +129,29 @@ impl Mna {
     }
 
     /// Evaluate every device at x into f, q and the Jacobian slots.
-    pub fn evaluate(&mut self, circuit: &Circuit, x: &[f64], time: f64, source_scale: f64, dc_analysis: bool) {
+    pub fn evaluate(
+        &mut self,
+        circuit: &Circuit,
+        x: &[f64],
+        time: f64,
+        source_scale: f64,
+        dc_analysis: bool,
+    ) {
         for v in [&mut self.f, &mut self.q, &mut self.jf, &mut self.jq] {
             v.iter_mut().for_each(|e| *e = 0.0);
         }
-        let ctx = EvalCtx { x, time, source_scale, dc_analysis };
-        let mut stamp = Stamp { f: &mut self.f, q: &mut self.q, jf: &mut self.jf, jq: &mut self.jq };
+        let ctx = EvalCtx {
+            x,
+            time,
+            source_scale,
+            dc_analysis,
+        };
+        let mut stamp = Stamp {
+            f: &mut self.f,
+            q: &mut self.q,
+            jf: &mut self.jf,
+            jq: &mut self.jq,
+        };
         for d in &circuit.devices {
             d.eval(&ctx, &mut stamp);
         }
@@ -156,7 +177,12 @@ impl Mna {
 
     /// Newton's method on `sys`, starting from and updating `x`. Returns
     /// the number of iterations.
-    pub fn newton(&mut self, circuit: &Circuit, x: &mut [f64], sys: &System) -> Result<usize, NewtonFailure> {
+    pub fn newton(
+        &mut self,
+        circuit: &Circuit,
+        x: &mut [f64],
+        sys: &System,
+    ) -> Result<usize, NewtonFailure> {
         let n = self.n;
         let mut dx = vec![0.0; n];
         let mut worst = (0usize, 0.0f64, 1.0f64);
@@ -175,9 +201,16 @@ impl Mna {
                 self.rhs[i] -= PIN_CONDUCTANCE * (x[i] - v);
             }
             if let Some(bad) = self.rhs.iter().position(|r| !r.is_finite()) {
-                return Err(NewtonFailure { reason: FailureReason::NotFinite, worst_unknown: bad, update: f64::NAN, tolerance: 0.0, iterations: iter });
+                return Err(NewtonFailure {
+                    reason: FailureReason::NotFinite,
+                    worst_unknown: bad,
+                    update: f64::NAN,
+                    tolerance: 0.0,
+                    iterations: iter,
+                });
             }
-            self.lu.assemble(&self.jf, &self.jq, sys.alpha, sys.gmin, &self.is_voltage);
+            self.lu
+                .assemble(&self.jf, &self.jq, sys.alpha, sys.gmin, &self.is_voltage);
             for &(i, _) in sys.pins {
                 self.lu.add_diagonal(i, PIN_CONDUCTANCE);
             }
@@ -188,7 +221,13 @@ impl Mna {
                     LinearError::Singular(i) => i.min(n.saturating_sub(1)),
                     LinearError::Other(_) => 0,
                 };
-                return Err(NewtonFailure { reason: FailureReason::Singular, worst_unknown: at, update: f64::NAN, tolerance: 0.0, iterations: iter });
+                return Err(NewtonFailure {
+                    reason: FailureReason::Singular,
+                    worst_unknown: at,
+                    update: f64::NAN,
+                    tolerance: 0.0,
+                    iterations: iter,
+                });
             }
             for d in &circuit.devices {
                 d.limit(x, &mut dx);
@@ -210,7 +249,13 @@ impl Mna {
                 x[i] = new;
             }
             if let Some(bad) = x.iter().position(|v| !v.is_finite()) {
-                return Err(NewtonFailure { reason: FailureReason::NotFinite, worst_unknown: bad, update: f64::NAN, tolerance: 0.0, iterations: iter });
+                return Err(NewtonFailure {
+                    reason: FailureReason::NotFinite,
+                    worst_unknown: bad,
+                    update: f64::NAN,
+                    tolerance: 0.0,
+                    iterations: iter,
+                });
             }
             // A linear system is solved exactly by one step (pins and gmin are linear too).
             if converged || self.linear {
