@@ -959,12 +959,14 @@ impl<'a> Builder<'a> {
                 for a in params {
                     match a.name.as_str() {
                         "x0" => x0 = eval(scope, &a.value, &a.span)?,
-                        other => return err(
-                            &a.span,
-                            format!(
+                        other => {
+                            return err(
+                                &a.span,
+                                format!(
                                 "unknown instance parameter '{other}' for YMEMRISTOR (expected X0)"
                             ),
-                        ),
+                            )
+                        }
                     }
                 }
                 if !(0.0..=1.0).contains(&x0) {
