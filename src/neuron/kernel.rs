@@ -214,6 +214,23 @@ struct Control {
     hist_len: u8,
     /// The input of the last step; a change restarts the history.
     last_input: f64,
+    stats: KernelStats,
+}
+
+/// Work counters, summed over instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelStats {
+    pub accepted_steps: u64,
+    pub rejected_steps: u64,
+    pub newton_iterations: u64,
+}
+
+impl std::ops::AddAssign for KernelStats {
+    fn add_assign(&mut self, o: Self) {
+        self.accepted_steps += o.accepted_steps;
+        self.rejected_steps += o.rejected_steps;
+        self.newton_iterations += o.newton_iterations;
+    }
 }
 
 /// Device evaluation buffers.
@@ -382,6 +399,7 @@ fn newton(
     w: &mut Work,
     x: &mut [f64],
     sys: &DenseSystem,
+    iterations: &mut u64,
 ) -> Result<(), NewtonFail> {
     let n = plan.n;
     let mut worst = NewtonFail::NoConvergence {
@@ -390,6 +408,7 @@ fn newton(
         tolerance: 0.0,
     };
     for _ in 0..sys.max_iterations {
+        *iterations += 1;
         evaluate(devs, x, sys.time, w);
         w.f[plan.input] -= sys.input;
         for i in 0..n {
@@ -678,7 +697,15 @@ fn advance_instance(
             pins: &[],
             max_iterations: o.max_newton_iterations,
         };
-        if let Err(e) = newton(plan, devs, &mut s.work, &mut s.x_new, &sys) {
+        if let Err(e) = newton(
+            plan,
+            devs,
+            &mut s.work,
+            &mut s.x_new,
+            &sys,
+            &mut ctl.stats.newton_iterations,
+        ) {
+            ctl.stats.rejected_steps += 1;
             ctl.h_want = h / 8.0;
             ctl.order = 1;
             if ctl.h_want < hmin {
@@ -697,6 +724,7 @@ fn advance_instance(
         let ratio = rec.error_ratio(len, order, t_new, &s.x_new);
         if let Some(r) = ratio {
             if r > 1.0 {
+                ctl.stats.rejected_steps += 1;
                 ctl.h_want = h * (0.9 * r.powf(-1.0 / (order as f64 + 1.0))).clamp(0.1, 0.9);
                 if ctl.h_want < hmin {
                     return Err(fail(
@@ -723,12 +751,14 @@ fn advance_instance(
         if let Some((_, theta)) = event {
             if (1.0 - theta) * h > o.event_tol {
                 // Retry with a step that ends just past the crossing.
+                ctl.stats.rejected_steps += 1;
                 forced = Some(theta * h + 0.5 * o.event_tol);
                 continue;
             }
         }
 
         // Accept.
+        ctl.stats.accepted_steps += 1;
         evaluate(devs, &s.x_new, t0 + t_new, &mut s.work);
         for i in 0..plan.n {
             s.c[i] += alpha * s.work.q[i];
@@ -880,6 +910,12 @@ impl NeuronKernel {
             c.setup(&mut DensePattern { n: nu });
             template.push(c);
         }
+        if template.is_empty() {
+            return Err(NeuronError::InitialState {
+                title,
+                detail: "the circuit has no devices besides its input source".into(),
+            });
+        }
         for d in template.iter_mut() {
             d.reset_state();
         }
@@ -969,7 +1005,7 @@ impl NeuronKernel {
                 pins: &[],
                 max_iterations: 100,
             };
-            newton(&plan, &template, &mut scratch.work, &mut x, &sys).map_err(|f| {
+            newton(&plan, &template, &mut scratch.work, &mut x, &sys, &mut 0).map_err(|f| {
                 init_fail(format!("initial conditions (UIC): {}", f.describe(&names)))
             })?;
         } else {
@@ -982,7 +1018,7 @@ impl NeuronKernel {
                 pins: &circuit.node_ics,
                 max_iterations: 100,
             };
-            newton(&plan, &template, &mut scratch.work, &mut x, &sys)
+            newton(&plan, &template, &mut scratch.work, &mut x, &sys, &mut 0)
                 .map_err(|f| init_fail(format!("operating point at zero input: {} (add UIC to the .tran card to start from the initial conditions instead)", f.describe(&names))))?;
         }
         evaluate(&template, &x, 0.0, &mut scratch.work);
@@ -1002,6 +1038,7 @@ impl NeuronKernel {
             order: 1,
             hist_len: 1,
             last_input: 0.0,
+            stats: KernelStats::default(),
         };
 
         let mut devices = Vec::with_capacity(n * template.len());
@@ -1042,6 +1079,16 @@ impl NeuronKernel {
     /// Number of MNA unknowns per instance.
     pub fn unknowns_per_instance(&self) -> usize {
         self.plan.n
+    }
+
+    /// Steps and Newton iterations since construction or the last reset,
+    /// summed over instances.
+    pub fn stats(&self) -> KernelStats {
+        let mut total = KernelStats::default();
+        for c in &self.controls {
+            total += c.stats;
+        }
+        total
     }
 
     /// The membrane voltage (the `.SPIKE` node) of each instance (V).

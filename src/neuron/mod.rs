@@ -17,7 +17,7 @@ pub mod kernel;
 pub mod rate;
 
 pub use abstract_models::{AnalyticMif, Lif, SpikingRelu};
-pub use kernel::{NeuronKernel, NeuronOptions};
+pub use kernel::{KernelStats, NeuronKernel, NeuronOptions};
 pub use rate::{rate_curve, rate_curve_with, rate_from_spikes};
 
 /// Errors of the neuron engines. Messages name the circuit (its title) and
