@@ -219,17 +219,53 @@ fn reset_restores_the_initial_state() {
 
 #[test]
 fn quiet_instances_cross_a_step_in_one_solve() {
-    // At rest with zero input, the step grows to max_step = dt: after the
-    // first few steps the membrane stays exactly at rest.
+    // A silent neuron with a constant input settles, then its step grows
+    // to max_step = dt: one accepted step and one Newton iteration per dt.
     let c = neuron(MIF);
-    let mut k = NeuronKernel::new(&c, 1, NeuronOptions::from_circuit(&c)).unwrap();
+    let mut k = NeuronKernel::new(&c, 2, NeuronOptions::from_circuit(&c)).unwrap();
+    let inputs = [0.0, 1.4e-9];
     let mut spikes = Vec::new();
-    for _ in 0..100 {
-        k.advance(1e-3, &[0.0], &mut spikes).unwrap();
+    for _ in 0..50 {
+        k.advance(1e-3, &inputs, &mut spikes).unwrap();
     }
+    let settled = k.stats();
+    for _ in 0..50 {
+        k.advance(1e-3, &inputs, &mut spikes).unwrap();
+    }
+    let quiet = k.stats();
     assert!(spikes.is_empty());
+    assert_eq!(quiet.accepted_steps - settled.accepted_steps, 2 * 50);
+    assert_eq!(quiet.rejected_steps, settled.rejected_steps);
+    assert!(
+        quiet.newton_iterations - settled.newton_iterations <= 2 * 50 * 2,
+        "{quiet:?} after {settled:?}"
+    );
     assert!((k.membrane_voltages()[0] + 70e-3).abs() < 1e-9);
+    // 1.4 nA into 10 MΩ: 14 mV above rest.
+    assert!(
+        (k.membrane_voltages()[1] + 56e-3).abs() < 1e-6,
+        "{}",
+        k.membrane_voltages()[1]
+    );
     assert!((k.time() - 0.1).abs() < 1e-12);
+}
+
+/// The LIF with a refractory clamp (TREF = 1 ms, a timed device change):
+/// f = 1/(T_ref + τ ln(RI/(RI − 20 mV))) within 0.5 %.
+#[test]
+fn lif_refractory_clamp_matches_analytic_rate() {
+    let body = LIF.replace("TREF=0", "TREF=1m");
+    let currents = [2.2e-9, 3.0e-9];
+    let rates = rate_curve(&neuron(&body), &currents, 10e-3, 0.2).unwrap();
+    for (r, i) in rates.iter().zip(currents) {
+        let ri: f64 = 10e6 * i;
+        let want = 1.0 / (1e-3 + 2e-3 * (ri / (ri - 20e-3)).ln());
+        eprintln!("LIF TREF=1m {i:e} A: {r:.3} Hz (analytic {want:.3})");
+        assert!(
+            (r - want).abs() <= 0.005 * want,
+            "LIF TREF=1m at {i:e} A: {r} Hz, analytic {want} Hz"
+        );
+    }
 }
 
 #[test]
