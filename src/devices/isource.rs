@@ -4,7 +4,7 @@
 use super::waveform::SourceFn;
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ISource {
     pub name: String,
     pub pos: Node,

@@ -126,7 +126,7 @@ impl TsmModel {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Memristor {
     pub name: String,
     pub a: Node,

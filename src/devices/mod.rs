@@ -151,9 +151,22 @@ pub struct Probe {
     pub kind: SignalKind,
 }
 
+/// Cloning a boxed device, with its discrete state (switch position, reset
+/// clamp) and its Jacobian slots. The batched neuron engine keeps one
+/// device set per instance; every `Device + Clone` gets this for free.
+pub trait DeviceClone {
+    fn boxed_clone(&self) -> Box<dyn Device>;
+}
+
+impl<T: Device + Clone + 'static> DeviceClone for T {
+    fn boxed_clone(&self) -> Box<dyn Device> {
+        Box::new(self.clone())
+    }
+}
+
 /// One circuit element, elaborated: parameters are numbers, terminals are
 /// unknown indices.
-pub trait Device: Send + Sync + std::fmt::Debug {
+pub trait Device: DeviceClone + Send + Sync + std::fmt::Debug {
     /// The hierarchical instance name, lower-case (`x1.rm`).
     fn name(&self) -> &str;
 

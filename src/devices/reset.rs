@@ -38,7 +38,7 @@ impl ResetModel {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Reset {
     pub name: String,
     pub mem: Node,

@@ -24,7 +24,7 @@ impl Default for SwitchModel {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Switch {
     pub name: String,
     pub a: Node,

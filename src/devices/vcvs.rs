@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Vcvs {
     pub name: String,
     pub pos: Node,

@@ -5,7 +5,7 @@
 use super::waveform::SourceFn;
 use super::*;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct VSource {
     pub name: String,
     pub pos: Node,

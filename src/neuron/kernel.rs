@@ -1,0 +1,1232 @@
+//! The batched neuron engine: N copies of one neuron circuit, each a small
+//! *dense* MNA system with its own adaptive time step.
+//!
+//! Compilation: the circuit's devices are cloned once per instance and set
+//! up against a dense pattern (slot = row·n + col, n = number of MNA
+//! unknowns, 3–8 for neurons), so every device of the general engine works
+//! unchanged through the same [`Device::eval`]. The input current is added
+//! to the KCL row of the `.NEURON INPUT` node. Each Newton iteration solves
+//! the n×n system with a hand-written LU with partial pivoting.
+//!
+//! Integration mirrors `analysis::tran`: BE, TRAP or variable-step BDF2 on
+//! the Q terms, divided-difference truncation-error control, event location
+//! by step rejection to within `event_tol` (LIF reset, switches), and spike
+//! detection as the general engine does it (linear interpolation of a state
+//! crossing between accepted steps, or the located reset time). An input
+//! change at a step boundary restarts the history (order 1); an unchanged
+//! input keeps it, so an instance at rest grows its step up to `max_step`
+//! and crosses a whole network step in one solve.
+//!
+//! Memory: per instance one clone of the device set (its discrete state,
+//! parameters and slots, boxed, with its name string) and one record of
+//! (7n + 3 + E) f64 (three history points of x and Q, their times, dQ/dt,
+//! and E event indicators), plus 56 B of step-control scalars and the
+//! membrane voltage. For the MIF (n = 4, 3 devices after the input source
+//! is dropped) that is about 0.7 kB of devices + 0.25 kB of record ≈ 1 kB
+//! per neuron, 35 MB for 34,000 neurons. Keeping one device set per
+//! instance is what lets parameters differ between instances.
+//!
+//! Cost: an instance at rest under a constant input takes one step (one
+//! Newton iteration for linear regimes) per network step. A MIF spike
+//! costs about 170 accepted and 50 rejected steps (about 560 Newton
+//! iterations at RELTOL=1e-3), because the memristor's 1 µs switching and
+//! the 20 µs discharge are resolved to the truncation-error tolerance.
+//!
+//! Work is split into fixed chunks of instances run over rayon; each chunk
+//! owns its scratch space, so the step loop does not allocate and the
+//! result does not depend on the number of threads.
+
+use super::{check_advance_args, NeuronError, NeuronModel};
+use crate::analysis::op::initial_guess;
+use crate::circuit::{Analysis, Circuit, Method, SpikeDetector};
+use crate::devices::{isource::ISource, Device, EvalCtx, Node, Pattern, Slot, Stamp, UnknownKind};
+use rayon::prelude::*;
+
+/// Solver settings of the batched engine.
+#[derive(Clone, Debug)]
+pub struct NeuronOptions {
+    pub method: Method,
+    pub reltol: f64,
+    /// Current tolerance (A).
+    pub abstol: f64,
+    /// Voltage tolerance (V).
+    pub vntol: f64,
+    /// Tolerance of dimensionless states (memristor x).
+    pub xtol: f64,
+    /// Truncation-error tolerance factor.
+    pub trtol: f64,
+    pub max_newton_iterations: usize,
+    /// Largest time step (s).
+    pub max_step: f64,
+    /// Smallest time step (s) before an instance is declared failed.
+    pub min_step: f64,
+    /// How closely event times (resets, switchings) are located (s).
+    pub event_tol: f64,
+    /// Instances per rayon task.
+    pub chunk_size: usize,
+    /// Keep independent current sources that drive the input node. By
+    /// default they are dropped: the `.NEURON` input replaces the
+    /// netlist's own stand-alone drive (`Iin 0 mem DC {iin}`).
+    pub keep_input_sources: bool,
+}
+
+impl NeuronOptions {
+    /// Tolerances and method from the circuit's `.options`; the step bound
+    /// is `.options maxstep` or 1 ms.
+    pub fn from_circuit(circuit: &Circuit) -> Self {
+        let o = &circuit.options;
+        NeuronOptions {
+            method: o.method,
+            reltol: o.reltol,
+            abstol: o.abstol,
+            vntol: o.vntol,
+            xtol: o.xtol,
+            trtol: o.trtol,
+            max_newton_iterations: o.itl4,
+            max_step: o.maxstep.unwrap_or(1e-3),
+            min_step: 1e-14,
+            event_tol: 1e-9,
+            chunk_size: 64,
+            keep_input_sources: false,
+        }
+    }
+
+    fn validate(&self) -> Result<(), NeuronError> {
+        let positive = [
+            ("reltol", self.reltol),
+            ("abstol", self.abstol),
+            ("vntol", self.vntol),
+            ("xtol", self.xtol),
+            ("trtol", self.trtol),
+            ("max_step", self.max_step),
+            ("min_step", self.min_step),
+            ("event_tol", self.event_tol),
+        ];
+        for (name, v) in positive {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(NeuronError::InvalidOptions(format!(
+                    "{name} must be positive and finite, got {v}"
+                )));
+            }
+        }
+        if self.min_step >= self.max_step {
+            return Err(NeuronError::InvalidOptions(format!(
+                "min_step ({}) must be below max_step ({})",
+                self.min_step, self.max_step
+            )));
+        }
+        if self.max_newton_iterations == 0 || self.chunk_size == 0 {
+            return Err(NeuronError::InvalidOptions(
+                "max_newton_iterations and chunk_size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Dense Jacobian layout: slot = row·n + col.
+struct DensePattern {
+    n: usize,
+}
+
+impl Pattern for DensePattern {
+    fn entry(&mut self, row: Node, col: Node) -> Slot {
+        Some(row? * self.n + col?)
+    }
+}
+
+/// The spike rule, with device indices local to one instance's set.
+#[derive(Clone, Debug)]
+enum SpikeRule {
+    States { unknowns: Vec<usize>, level: f64 },
+    Threshold { node: usize, level: f64 },
+    Reset { device: usize },
+}
+
+impl SpikeRule {
+    /// The watched signal at x, for rules that watch one.
+    #[inline]
+    fn signal(&self, x: &[f64]) -> Option<(f64, f64)> {
+        match self {
+            SpikeRule::States { unknowns, level } => Some((
+                unknowns
+                    .iter()
+                    .map(|&u| x[u])
+                    .fold(f64::NEG_INFINITY, f64::max),
+                *level,
+            )),
+            SpikeRule::Threshold { node, level } => Some((x[*node], *level)),
+            SpikeRule::Reset { .. } => None,
+        }
+    }
+}
+
+/// Everything shared and read-only during a step: the compiled topology.
+struct Plan {
+    /// MNA unknowns per instance.
+    n: usize,
+    input: usize,
+    membrane: usize,
+    devices_per_instance: usize,
+    spike: SpikeRule,
+    /// (device, indicator) pairs, in device order.
+    event_slots: Vec<(usize, usize)>,
+    /// Unknowns with a dQ/dx column: they take part in error control.
+    differential: Vec<bool>,
+    atol: Vec<f64>,
+    /// Node voltages get gmin during the operating point.
+    is_voltage: Vec<bool>,
+    linear: bool,
+    opts: NeuronOptions,
+    /// Record layout (offsets into one instance's f64 record).
+    stride: usize,
+}
+
+impl Plan {
+    #[inline]
+    fn off_q(&self) -> usize {
+        3 * self.n
+    }
+    #[inline]
+    fn off_t(&self) -> usize {
+        6 * self.n
+    }
+    #[inline]
+    fn off_qdot(&self) -> usize {
+        6 * self.n + 3
+    }
+    #[inline]
+    fn off_g(&self) -> usize {
+        7 * self.n + 3
+    }
+    fn max_order(&self) -> usize {
+        if self.opts.method == Method::Be {
+            1
+        } else {
+            2
+        }
+    }
+    fn restart_step(&self) -> f64 {
+        (self.opts.max_step * 1e-3).max(self.opts.min_step * 100.0)
+    }
+}
+
+/// Per-instance step-control scalars.
+#[derive(Clone, Copy, Debug)]
+struct Control {
+    /// The step the error control asks for next.
+    h_want: f64,
+    order: u8,
+    /// Points in the history (1–3).
+    hist_len: u8,
+    /// The input of the last step; a change restarts the history.
+    last_input: f64,
+    stats: KernelStats,
+}
+
+/// Work counters, summed over instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelStats {
+    pub accepted_steps: u64,
+    pub rejected_steps: u64,
+    pub newton_iterations: u64,
+}
+
+impl std::ops::AddAssign for KernelStats {
+    fn add_assign(&mut self, o: Self) {
+        self.accepted_steps += o.accepted_steps;
+        self.rejected_steps += o.rejected_steps;
+        self.newton_iterations += o.newton_iterations;
+    }
+}
+
+/// Device evaluation buffers.
+struct Work {
+    f: Vec<f64>,
+    q: Vec<f64>,
+    jf: Vec<f64>,
+    jq: Vec<f64>,
+    jac: Vec<f64>,
+    rhs: Vec<f64>,
+}
+
+/// One chunk's scratch space, allocated once.
+struct Scratch {
+    work: Work,
+    x_new: Vec<f64>,
+    c: Vec<f64>,
+    g_new: Vec<f64>,
+    spikes: Vec<(usize, f64)>,
+    error: Option<NeuronError>,
+}
+
+impl Scratch {
+    fn new(n: usize, events: usize) -> Self {
+        Scratch {
+            work: Work {
+                f: vec![0.0; n],
+                q: vec![0.0; n],
+                jf: vec![0.0; n * n],
+                jq: vec![0.0; n * n],
+                jac: vec![0.0; n * n],
+                rhs: vec![0.0; n],
+            },
+            x_new: vec![0.0; n],
+            c: vec![0.0; n],
+            g_new: vec![0.0; events],
+            spikes: Vec::with_capacity(64),
+            error: None,
+        }
+    }
+}
+
+/// Why a dense Newton solve failed (no allocation on the failure path).
+#[derive(Clone, Copy, Debug)]
+enum NewtonFail {
+    Singular(usize),
+    NotFinite(usize),
+    NoConvergence {
+        unknown: usize,
+        update: f64,
+        tolerance: f64,
+    },
+}
+
+impl NewtonFail {
+    fn describe(&self, names: &[String]) -> String {
+        let name = |i: usize| {
+            names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("unknown #{i}"))
+        };
+        match *self {
+            NewtonFail::Singular(i) => format!("singular matrix at {}", name(i)),
+            NewtonFail::NotFinite(i) => {
+                format!("the solution became infinite or NaN at {}", name(i))
+            }
+            NewtonFail::NoConvergence {
+                unknown,
+                update,
+                tolerance,
+            } => {
+                format!("Newton did not converge; worst: {} (last update {update:.3e}, tolerance {tolerance:.3e})", name(unknown))
+            }
+        }
+    }
+}
+
+/// One nonlinear system F(x) + α·Q(x) + c − I_in·e_input (+ gmin, pins) = 0.
+struct DenseSystem<'a> {
+    time: f64,
+    alpha: f64,
+    /// History term c; empty means zero.
+    history: &'a [f64],
+    input: f64,
+    gmin: f64,
+    pins: &'a [(usize, f64)],
+    max_iterations: usize,
+}
+
+/// Strength of an `.ic` pin during the operating point (S), as the general engine.
+const PIN_CONDUCTANCE: f64 = 1.0;
+
+/// Evaluate every device at x. Sources take their DC value: inside a
+/// neuron they are constant biases.
+fn evaluate(devs: &[Box<dyn Device>], x: &[f64], time: f64, w: &mut Work) {
+    w.f.fill(0.0);
+    w.q.fill(0.0);
+    w.jf.fill(0.0);
+    w.jq.fill(0.0);
+    let ctx = EvalCtx {
+        x,
+        time,
+        source_scale: 1.0,
+        dc_analysis: true,
+    };
+    let mut stamp = Stamp {
+        f: &mut w.f,
+        q: &mut w.q,
+        jf: &mut w.jf,
+        jq: &mut w.jq,
+    };
+    for d in devs {
+        d.eval(&ctx, &mut stamp);
+    }
+}
+
+/// Solve A·y = b in place (A row-major n×n, overwritten; b becomes y) by
+/// Gaussian elimination with partial pivoting. Err(k): no usable pivot in
+/// column k.
+fn dense_solve(n: usize, a: &mut [f64], b: &mut [f64]) -> Result<(), usize> {
+    for k in 0..n {
+        let mut p = k;
+        let mut best = a[k * n + k].abs();
+        for i in k + 1..n {
+            let v = a[i * n + k].abs();
+            if v > best {
+                best = v;
+                p = i;
+            }
+        }
+        if !(best > 0.0 && best.is_finite()) {
+            return Err(k);
+        }
+        if p != k {
+            for j in k..n {
+                a.swap(k * n + j, p * n + j);
+            }
+            b.swap(k, p);
+        }
+        let pivot = a[k * n + k];
+        for i in k + 1..n {
+            let l = a[i * n + k] / pivot;
+            if l != 0.0 {
+                for j in k + 1..n {
+                    a[i * n + j] -= l * a[k * n + j];
+                }
+                b[i] -= l * b[k];
+            }
+        }
+    }
+    for k in (0..n).rev() {
+        let mut s = b[k];
+        for j in k + 1..n {
+            s -= a[k * n + j] * b[j];
+        }
+        b[k] = s / a[k * n + k];
+    }
+    Ok(())
+}
+
+/// Newton's method on one instance's dense system, from and into x.
+fn newton(
+    plan: &Plan,
+    devs: &[Box<dyn Device>],
+    w: &mut Work,
+    x: &mut [f64],
+    sys: &DenseSystem,
+    iterations: &mut u64,
+) -> Result<(), NewtonFail> {
+    let n = plan.n;
+    let mut worst = NewtonFail::NoConvergence {
+        unknown: 0,
+        update: 0.0,
+        tolerance: 0.0,
+    };
+    for _ in 0..sys.max_iterations {
+        *iterations += 1;
+        evaluate(devs, x, sys.time, w);
+        w.f[plan.input] -= sys.input;
+        for i in 0..n {
+            let c = sys.history.get(i).copied().unwrap_or(0.0);
+            w.rhs[i] = -(w.f[i] + sys.alpha * w.q[i] + c);
+        }
+        for (j, (&jf, &jq)) in w.jac.iter_mut().zip(w.jf.iter().zip(&w.jq)) {
+            *j = jf + sys.alpha * jq;
+        }
+        if sys.gmin > 0.0 {
+            for i in 0..n {
+                if plan.is_voltage[i] {
+                    w.jac[i * n + i] += sys.gmin;
+                    w.rhs[i] -= sys.gmin * x[i];
+                }
+            }
+        }
+        for &(i, v) in sys.pins {
+            w.jac[i * n + i] += PIN_CONDUCTANCE;
+            w.rhs[i] -= PIN_CONDUCTANCE * (x[i] - v);
+        }
+        if let Some(bad) = w.rhs.iter().position(|r| !r.is_finite()) {
+            return Err(NewtonFail::NotFinite(bad));
+        }
+        dense_solve(n, &mut w.jac, &mut w.rhs).map_err(NewtonFail::Singular)?;
+        let dx = &mut w.rhs;
+        for d in devs {
+            d.limit(x, dx);
+        }
+        let mut converged = true;
+        let mut worst_ratio = 0.0;
+        for i in 0..n {
+            let new = x[i] + dx[i];
+            let tol = plan.opts.reltol * x[i].abs().max(new.abs()) + plan.atol[i];
+            let ratio = dx[i].abs() / tol;
+            if ratio > 1.0 {
+                converged = false;
+            }
+            if ratio > worst_ratio {
+                worst_ratio = ratio;
+                worst = NewtonFail::NoConvergence {
+                    unknown: i,
+                    update: dx[i],
+                    tolerance: tol,
+                };
+            }
+            x[i] = new;
+        }
+        if let Some(bad) = x.iter().position(|v| !v.is_finite()) {
+            return Err(NewtonFail::NotFinite(bad));
+        }
+        if converged || plan.linear {
+            // Leave Q at the solution in w.q: a first-order update from the
+            // last evaluation, exact for linear charges (capacitors, the
+            // memristor state row) and within the Newton tolerance squared
+            // otherwise. It saves a device evaluation per accepted step.
+            for i in 0..n {
+                let row = &w.jq[i * n..(i + 1) * n];
+                w.q[i] += row.iter().zip(dx.iter()).map(|(a, b)| a * b).sum::<f64>();
+            }
+            return Ok(());
+        }
+    }
+    Err(worst)
+}
+
+/// Views into one instance's record.
+struct Record<'a> {
+    plan: &'a Plan,
+    r: &'a mut [f64],
+}
+
+impl Record<'_> {
+    #[inline]
+    fn x(&self, k: usize) -> &[f64] {
+        let n = self.plan.n;
+        &self.r[k * n..(k + 1) * n]
+    }
+    #[inline]
+    fn q(&self, k: usize) -> &[f64] {
+        let (n, o) = (self.plan.n, self.plan.off_q());
+        &self.r[o + k * n..o + (k + 1) * n]
+    }
+    #[inline]
+    fn t(&self, k: usize) -> f64 {
+        self.r[self.plan.off_t() + k]
+    }
+    #[inline]
+    fn qdot_mut(&mut self) -> &mut [f64] {
+        let (n, o) = (self.plan.n, self.plan.off_qdot());
+        &mut self.r[o..o + n]
+    }
+    #[inline]
+    fn qdot(&self) -> &[f64] {
+        let (n, o) = (self.plan.n, self.plan.off_qdot());
+        &self.r[o..o + n]
+    }
+    #[inline]
+    fn g(&self) -> &[f64] {
+        let o = self.plan.off_g();
+        &self.r[o..o + self.plan.event_slots.len()]
+    }
+
+    /// Make (t, x, q) the newest point, keeping at most three.
+    fn push(&mut self, len: &mut u8, t: f64, x: &[f64], q: &[f64]) {
+        let n = self.plan.n;
+        let (oq, ot) = (self.plan.off_q(), self.plan.off_t());
+        self.r.copy_within(0..2 * n, n);
+        self.r.copy_within(oq..oq + 2 * n, oq + n);
+        self.r.copy_within(ot..ot + 2, ot + 1);
+        self.r[..n].copy_from_slice(x);
+        self.r[oq..oq + n].copy_from_slice(q);
+        self.r[ot] = t;
+        *len = (*len + 1).min(3);
+    }
+
+    /// Forget all but the newest point (after a discontinuity), with q its
+    /// charges.
+    fn restart(&mut self, len: &mut u8, q: &[f64]) {
+        let (n, oq) = (self.plan.n, self.plan.off_q());
+        self.r[oq..oq + n].copy_from_slice(q);
+        self.qdot_mut().fill(0.0);
+        *len = 1;
+    }
+
+    /// Integration coefficients: dQ/dt ≈ α·Q(x) + c.
+    fn coefficients(&self, order: usize, len: u8, h: f64, c: &mut [f64]) -> f64 {
+        let q0 = self.q(0);
+        match (self.plan.opts.method, order) {
+            (Method::Trap, 2) => {
+                let qdot = self.qdot();
+                for i in 0..c.len() {
+                    c[i] = -2.0 * q0[i] / h - qdot[i];
+                }
+                2.0 / h
+            }
+            (Method::Bdf2, 2) if len >= 2 => {
+                let w = h / (self.t(0) - self.t(1));
+                let q1 = self.q(1);
+                for i in 0..c.len() {
+                    c[i] = (-(1.0 + w) * q0[i] + w * w / (1.0 + w) * q1[i]) / h;
+                }
+                (1.0 + 2.0 * w) / ((1.0 + w) * h)
+            }
+            _ => {
+                for i in 0..c.len() {
+                    c[i] = -q0[i] / h;
+                }
+                1.0 / h
+            }
+        }
+    }
+
+    /// Extrapolate the history linearly to time t.
+    fn predict(&self, len: u8, t: f64, out: &mut [f64]) {
+        if len >= 2 {
+            let (t0, t1) = (self.t(0), self.t(1));
+            let w = (t - t0) / (t0 - t1);
+            let (x0, x1) = (self.x(0), self.x(1));
+            for i in 0..out.len() {
+                out[i] = x0[i] + w * (x0[i] - x1[i]);
+            }
+        } else {
+            out.copy_from_slice(self.x(0));
+        }
+    }
+
+    /// Largest ratio of estimated local truncation error to tolerance, from
+    /// divided differences through the new point (as the general engine).
+    fn error_ratio(&self, len: u8, order: usize, t_new: f64, x_new: &[f64]) -> Option<f64> {
+        if len < 2 {
+            return None;
+        }
+        let plan = self.plan;
+        let order = if len < 3 { 1 } else { order };
+        let h = t_new - self.t(0);
+        let ts = [
+            t_new,
+            self.t(0),
+            self.t(1),
+            if len >= 3 { self.t(2) } else { 0.0 },
+        ];
+        let constant = match plan.opts.method {
+            Method::Trap => 0.5,
+            _ => 4.0 / 3.0,
+        };
+        let mut worst: f64 = 0.0;
+        for i in 0..plan.n {
+            if !plan.differential[i] {
+                continue;
+            }
+            let xs = [
+                x_new[i],
+                self.x(0)[i],
+                self.x(1)[i],
+                if len >= 3 { self.x(2)[i] } else { 0.0 },
+            ];
+            let d1 = |a: usize| (xs[a] - xs[a + 1]) / (ts[a] - ts[a + 1]);
+            let d2 = |a: usize| (d1(a) - d1(a + 1)) / (ts[a] - ts[a + 2]);
+            let lte = if order == 1 {
+                h * h * d2(0)
+            } else {
+                let d3 = (d2(0) - d2(1)) / (ts[0] - ts[3]);
+                constant * h * h * h * d3
+            };
+            let tol = plan.opts.trtol
+                * (plan.opts.reltol * x_new[i].abs().max(self.x(0)[i].abs()) + plan.atol[i]);
+            worst = worst.max(lte.abs() / tol);
+        }
+        Some(worst)
+    }
+}
+
+/// Event indicators of one instance's devices at x.
+#[inline]
+fn indicators(plan: &Plan, devs: &[Box<dyn Device>], x: &[f64], out: &mut [f64]) {
+    for (g, &(d, k)) in out.iter_mut().zip(&plan.event_slots) {
+        *g = devs[d].event_indicator(k, x);
+    }
+}
+
+/// Advance one instance over [t0, t0 + dt] (times in the record are
+/// relative to t0 while it runs).
+#[allow(clippy::too_many_arguments)]
+fn advance_instance(
+    plan: &Plan,
+    names: &[String],
+    devs: &mut [Box<dyn Device>],
+    record: &mut [f64],
+    ctl: &mut Control,
+    v_mem: &mut f64,
+    s: &mut Scratch,
+    input: f64,
+    t0: f64,
+    dt: f64,
+    instance: usize,
+) -> Result<(), NeuronError> {
+    let o = &plan.opts;
+    let hmin = o.min_step;
+    let mut rec = Record { plan, r: record };
+    let fail = |t: f64, h: f64, detail: String| NeuronError::StepFailed {
+        instance,
+        time: t0 + t,
+        step: h,
+        detail,
+    };
+
+    if input != ctl.last_input {
+        // The input has a corner here: the old history no longer describes
+        // the solution's derivatives. Q at x(0) is already in the record.
+        let (n, oq) = (plan.n, plan.off_q());
+        s.work.q.copy_from_slice(&rec.r[oq..oq + n]);
+        rec.restart(&mut ctl.hist_len, &s.work.q);
+        ctl.order = 1;
+        ctl.h_want = plan
+            .restart_step()
+            .max(ctl.h_want.min(plan.restart_step() * 10.0));
+        ctl.last_input = input;
+    }
+
+    let mut t = 0.0;
+    let mut forced: Option<f64> = None;
+    while t < dt - hmin {
+        let timed = devs
+            .iter()
+            .filter_map(|d| d.next_timed_change(t0 + t))
+            .fold(f64::INFINITY, f64::min)
+            - t0;
+        let bp = dt.min(timed);
+        let (h, clipped, lands_on_bp) = match forced.take() {
+            Some(h) => (h, true, false),
+            None => {
+                let want = ctl.h_want.min(o.max_step);
+                if t + want >= bp - hmin {
+                    (bp - t, true, true)
+                } else if t + 2.0 * want > bp {
+                    // Avoid leaving a sliver before the breakpoint.
+                    (0.5 * (bp - t), true, false)
+                } else {
+                    (want, false, false)
+                }
+            }
+        };
+        let order = ctl.order as usize;
+        let len = ctl.hist_len;
+        let alpha = rec.coefficients(order, len, h, &mut s.c);
+        rec.predict(len, t + h, &mut s.x_new);
+        let sys = DenseSystem {
+            time: t0 + t + h,
+            alpha,
+            history: &s.c,
+            input,
+            gmin: 0.0,
+            pins: &[],
+            max_iterations: o.max_newton_iterations,
+        };
+        if let Err(e) = newton(
+            plan,
+            devs,
+            &mut s.work,
+            &mut s.x_new,
+            &sys,
+            &mut ctl.stats.newton_iterations,
+        ) {
+            ctl.stats.rejected_steps += 1;
+            ctl.h_want = h / 8.0;
+            ctl.order = 1;
+            if ctl.h_want < hmin {
+                return Err(fail(
+                    t,
+                    h,
+                    format!(
+                        "{} (the step fell below the minimum {hmin:.1e} s)",
+                        e.describe(names)
+                    ),
+                ));
+            }
+            continue;
+        }
+        let t_new = t + h;
+        let ratio = rec.error_ratio(len, order, t_new, &s.x_new);
+        if let Some(r) = ratio {
+            if r > 1.0 {
+                ctl.stats.rejected_steps += 1;
+                ctl.h_want = h * (0.9 * r.powf(-1.0 / (order as f64 + 1.0))).clamp(0.1, 0.9);
+                if ctl.h_want < hmin {
+                    return Err(fail(
+                        t,
+                        h,
+                        "the truncation error stays above tolerance at the minimum step".into(),
+                    ));
+                }
+                continue;
+            }
+        }
+
+        // Device events: the earliest upward zero crossing in this step.
+        indicators(plan, devs, &s.x_new, &mut s.g_new);
+        let mut event: Option<(usize, f64)> = None;
+        for (e, (&a, &b)) in rec.g().iter().zip(&s.g_new).enumerate() {
+            if a < 0.0 && b >= 0.0 {
+                let theta = a / (a - b);
+                if event.is_none_or(|(_, th)| theta < th) {
+                    event = Some((e, theta));
+                }
+            }
+        }
+        if let Some((_, theta)) = event {
+            if (1.0 - theta) * h > o.event_tol {
+                // Retry with a step that ends just past the crossing.
+                ctl.stats.rejected_steps += 1;
+                forced = Some(theta * h + 0.5 * o.event_tol);
+                continue;
+            }
+        }
+
+        // Accept.
+        ctl.stats.accepted_steps += 1;
+        for i in 0..plan.n {
+            s.c[i] += alpha * s.work.q[i];
+        }
+        rec.qdot_mut().copy_from_slice(&s.c);
+        if let (Some((a, level)), Some((b, _))) =
+            (plan.spike.signal(rec.x(0)), plan.spike.signal(&s.x_new))
+        {
+            if a < level && b >= level {
+                s.spikes.push((instance, t + h * (level - a) / (b - a)));
+            }
+        }
+        rec.push(&mut ctl.hist_len, t_new, &s.x_new, &s.work.q);
+        t = t_new;
+        let mut restart = false;
+
+        if let Some((e, theta)) = event {
+            let (d, k) = plan.event_slots[e];
+            let t_cross = t - h + theta * h;
+            if let SpikeRule::Reset { device } = plan.spike {
+                if device == d {
+                    s.spikes.push((instance, t_cross));
+                }
+            }
+            devs[d].fire(k, t0 + t_cross, &mut s.x_new);
+            rec.r[..plan.n].copy_from_slice(&s.x_new);
+            restart = true;
+        }
+        if lands_on_bp && timed <= t + hmin {
+            for dev in devs.iter_mut() {
+                if dev
+                    .next_timed_change(t0 + t - 2.0 * hmin)
+                    .is_some_and(|tc| tc <= t0 + t + hmin)
+                {
+                    dev.timed_change(t0 + t);
+                }
+            }
+            restart = true;
+        }
+
+        if restart {
+            evaluate(devs, rec.x(0), t0 + t, &mut s.work);
+            rec.restart(&mut ctl.hist_len, &s.work.q);
+            ctl.order = 1;
+            let rs = plan.restart_step();
+            ctl.h_want = rs.max(h.min(rs * 10.0));
+        } else {
+            ctl.order = (order + 1).min(plan.max_order()).min(ctl.hist_len as usize) as u8;
+            let grow = match ratio {
+                Some(r) if r > 0.0 => (0.9 * r.powf(-1.0 / (ctl.order as f64 + 1.0))).min(2.0),
+                _ => 2.0,
+            };
+            let next = h * grow.max(0.5);
+            // A step shortened to land on a boundary says nothing against
+            // the longer step the error control had allowed.
+            ctl.h_want = if clipped && grow >= 1.0 {
+                ctl.h_want.max(next)
+            } else {
+                next
+            };
+        }
+        let (x0, g) = {
+            let n = plan.n;
+            let o = plan.off_g();
+            let e = plan.event_slots.len();
+            let (xs, rest) = rec.r.split_at_mut(o);
+            (&xs[..n], &mut rest[..e])
+        };
+        indicators(plan, devs, x0, g);
+    }
+    // Times are kept relative to the start of the next step.
+    let ot = plan.off_t();
+    for k in 0..ctl.hist_len as usize {
+        rec.r[ot + k] -= dt;
+    }
+    *v_mem = rec.x(0)[plan.membrane];
+    Ok(())
+}
+
+/// The batched engine: N instances of one neuron circuit.
+pub struct NeuronKernel {
+    plan: Plan,
+    /// Unknown names, for error messages.
+    names: Vec<String>,
+    /// Devices of all instances, `devices_per_instance` each.
+    devices: Vec<Box<dyn Device>>,
+    /// One record of `plan.stride` f64 per instance.
+    records: Vec<f64>,
+    controls: Vec<Control>,
+    v_mem: Vec<f64>,
+    /// The initial record and control, for `reset`.
+    initial_record: Vec<f64>,
+    initial_control: Control,
+    scratch: Vec<Scratch>,
+    /// Simulated time (s).
+    time: f64,
+    len: usize,
+}
+
+impl std::fmt::Debug for NeuronKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NeuronKernel")
+            .field("instances", &self.len)
+            .field("unknowns", &self.plan.n)
+            .field("devices_per_instance", &self.plan.devices_per_instance)
+            .field("time", &self.time)
+            .finish()
+    }
+}
+
+impl NeuronKernel {
+    /// Compile `circuit` (which must have `.SPIKE` and `.NEURON INPUT=`)
+    /// into `n` identical instances, all at the circuit's initial state:
+    /// the UIC start of its `.tran` (or with no `.tran`), else its
+    /// operating point at zero input.
+    pub fn new(circuit: &Circuit, n: usize, opts: NeuronOptions) -> Result<Self, NeuronError> {
+        opts.validate()?;
+        let title = circuit.title.clone();
+        let spike = circuit
+            .spike
+            .as_ref()
+            .ok_or_else(|| NeuronError::NoSpikeRule(title.clone()))?;
+        let neuron = circuit
+            .neuron
+            .as_ref()
+            .ok_or_else(|| NeuronError::NoNeuronDirective(title.clone()))?;
+        let nu = circuit.unknowns.len();
+
+        // The instance's device set: drop the netlist's own drive of the
+        // input node unless told to keep it.
+        let mut template: Vec<Box<dyn Device>> = Vec::new();
+        let mut local_index = vec![None; circuit.devices.len()];
+        for (i, d) in circuit.devices.iter().enumerate() {
+            let drives_input =
+                d.as_any().is::<ISource>() && d.terminals().contains(&Some(neuron.input));
+            if drives_input && !opts.keep_input_sources {
+                continue;
+            }
+            let mut bp = Vec::new();
+            d.breakpoints(1e3, &mut bp);
+            if !bp.is_empty() {
+                return Err(NeuronError::TimeVaryingSource {
+                    title,
+                    device: d.name().to_string(),
+                });
+            }
+            local_index[i] = Some(template.len());
+            let mut c = d.boxed_clone();
+            c.setup(&mut DensePattern { n: nu });
+            template.push(c);
+        }
+        if template.is_empty() {
+            return Err(NeuronError::InitialState {
+                title,
+                detail: "the circuit has no devices besides its input source".into(),
+            });
+        }
+        for d in template.iter_mut() {
+            d.reset_state();
+        }
+        let spike_rule = match &spike.detector {
+            SpikeDetector::States { unknowns, level } => SpikeRule::States {
+                unknowns: unknowns.clone(),
+                level: *level,
+            },
+            SpikeDetector::Threshold { level } => SpikeRule::Threshold {
+                node: spike.node,
+                level: *level,
+            },
+            SpikeDetector::Reset { device } => {
+                let Some(local) = local_index.get(*device).copied().flatten() else {
+                    return Err(NeuronError::InvalidOptions(format!("neuron circuit '{title}': the .SPIKE reset device was dropped as an input source")));
+                };
+                SpikeRule::Reset { device: local }
+            }
+        };
+        let event_slots: Vec<(usize, usize)> = template
+            .iter()
+            .enumerate()
+            .flat_map(|(d, dev)| (0..dev.event_count()).map(move |k| (d, k)))
+            .collect();
+        let atol: Vec<f64> = circuit
+            .unknowns
+            .iter()
+            .map(|u| match u.kind {
+                UnknownKind::Voltage => opts.vntol,
+                UnknownKind::Current => opts.abstol,
+                UnknownKind::State => opts.xtol,
+            })
+            .collect();
+        let names: Vec<String> = (0..nu).map(|i| circuit.describe_unknown(i)).collect();
+        let e = event_slots.len();
+        let mut plan = Plan {
+            n: nu,
+            input: neuron.input,
+            membrane: spike.node,
+            devices_per_instance: template.len(),
+            spike: spike_rule,
+            event_slots,
+            differential: vec![false; nu],
+            atol,
+            is_voltage: circuit
+                .unknowns
+                .iter()
+                .map(|u| u.kind == UnknownKind::Voltage)
+                .collect(),
+            linear: template.iter().all(|d| d.is_linear()),
+            opts,
+            stride: 7 * nu + 3 + e,
+        };
+
+        // Initial state, by the dense solver itself.
+        let mut scratch = Scratch::new(nu, e);
+        let mut x = initial_guess(circuit);
+        let uic = circuit
+            .analyses
+            .iter()
+            .find_map(|a| {
+                if let Analysis::Tran { uic, .. } = a {
+                    Some(*uic)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(true);
+        let init_fail = |detail: String| NeuronError::InitialState {
+            title: title.clone(),
+            detail,
+        };
+        if uic {
+            // One tiny backward-Euler step holds every charge at its
+            // initial value while the algebraic unknowns settle.
+            let h0 = plan.opts.min_step * 100.0;
+            evaluate(&template, &x, 0.0, &mut scratch.work);
+            for i in 0..nu {
+                scratch.c[i] = -scratch.work.q[i] / h0;
+            }
+            let sys = DenseSystem {
+                time: 0.0,
+                alpha: 1.0 / h0,
+                history: &scratch.c,
+                input: 0.0,
+                gmin: 0.0,
+                pins: &[],
+                max_iterations: 100,
+            };
+            newton(&plan, &template, &mut scratch.work, &mut x, &sys, &mut 0).map_err(|f| {
+                init_fail(format!("initial conditions (UIC): {}", f.describe(&names)))
+            })?;
+        } else {
+            let sys = DenseSystem {
+                time: 0.0,
+                alpha: 0.0,
+                history: &[],
+                input: 0.0,
+                gmin: circuit.options.gmin,
+                pins: &circuit.node_ics,
+                max_iterations: 100,
+            };
+            newton(&plan, &template, &mut scratch.work, &mut x, &sys, &mut 0)
+                .map_err(|f| init_fail(format!("operating point at zero input: {} (add UIC to the .tran card to start from the initial conditions instead)", f.describe(&names))))?;
+        }
+        evaluate(&template, &x, 0.0, &mut scratch.work);
+        for (k, &v) in scratch.work.jq.iter().enumerate() {
+            if v != 0.0 {
+                plan.differential[k % nu] = true;
+            }
+        }
+        let mut initial_record = vec![0.0; plan.stride];
+        initial_record[..nu].copy_from_slice(&x);
+        let oq = plan.off_q();
+        initial_record[oq..oq + nu].copy_from_slice(&scratch.work.q);
+        let og = plan.off_g();
+        indicators(&plan, &template, &x, &mut initial_record[og..og + e]);
+        let initial_control = Control {
+            h_want: plan.restart_step(),
+            order: 1,
+            hist_len: 1,
+            last_input: 0.0,
+            stats: KernelStats::default(),
+        };
+
+        let mut devices = Vec::with_capacity(n * template.len());
+        for _ in 0..n {
+            devices.extend(template.iter().map(|d| d.boxed_clone()));
+        }
+        let chunks = n.div_ceil(plan.opts.chunk_size);
+        let records = initial_record.repeat(n);
+        Ok(NeuronKernel {
+            names,
+            devices,
+            records,
+            controls: vec![initial_control; n],
+            v_mem: vec![x[plan.membrane]; n],
+            initial_record,
+            initial_control,
+            scratch: (0..chunks).map(|_| Scratch::new(nu, e)).collect(),
+            time: 0.0,
+            len: n,
+            plan,
+        })
+    }
+
+    /// Number of instances.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Simulated time since construction or the last reset (s).
+    pub fn time(&self) -> f64 {
+        self.time
+    }
+
+    /// Number of MNA unknowns per instance.
+    pub fn unknowns_per_instance(&self) -> usize {
+        self.plan.n
+    }
+
+    /// Steps and Newton iterations since construction or the last reset,
+    /// summed over instances.
+    pub fn stats(&self) -> KernelStats {
+        let mut total = KernelStats::default();
+        for c in &self.controls {
+            total += c.stats;
+        }
+        total
+    }
+
+    /// The membrane voltage (the `.SPIKE` node) of each instance (V).
+    pub fn membrane_voltages(&self) -> &[f64] {
+        &self.v_mem
+    }
+
+    /// The full MNA solution of one instance (in the circuit's unknown order).
+    pub fn state(&self, instance: usize) -> &[f64] {
+        let s = instance * self.plan.stride;
+        &self.records[s..s + self.plan.n]
+    }
+
+    /// Return every instance to the initial state, time 0.
+    pub fn reset(&mut self) {
+        for d in self.devices.iter_mut() {
+            d.reset_state();
+        }
+        for r in self.records.chunks_mut(self.plan.stride) {
+            r.copy_from_slice(&self.initial_record);
+        }
+        self.controls.fill(self.initial_control);
+        let v0 = self.initial_record[self.plan.membrane];
+        self.v_mem.fill(v0);
+        self.time = 0.0;
+    }
+
+    /// Advance all instances by dt; see [`NeuronModel::advance`].
+    pub fn advance(
+        &mut self,
+        dt: f64,
+        input_currents: &[f64],
+        spikes_out: &mut Vec<(usize, f64)>,
+    ) -> Result<(), NeuronError> {
+        check_advance_args(self.len, dt, input_currents)?;
+        let plan = &self.plan;
+        let names = &self.names;
+        let cs = plan.opts.chunk_size;
+        let (d, stride) = (plan.devices_per_instance, plan.stride);
+        let t0 = self.time;
+        self.devices
+            .par_chunks_mut((cs * d).max(1))
+            .zip(self.records.par_chunks_mut(cs * stride))
+            .zip(self.controls.par_chunks_mut(cs))
+            .zip(self.v_mem.par_chunks_mut(cs))
+            .zip(self.scratch.par_iter_mut())
+            .zip(input_currents.par_chunks(cs))
+            .enumerate()
+            .for_each(|(ci, (((((devs, recs), ctls), vs), s), inputs))| {
+                s.spikes.clear();
+                s.error = None;
+                for (j, &input) in inputs.iter().enumerate() {
+                    let r = advance_instance(
+                        plan,
+                        names,
+                        &mut devs[j * d..(j + 1) * d],
+                        &mut recs[j * stride..(j + 1) * stride],
+                        &mut ctls[j],
+                        &mut vs[j],
+                        s,
+                        input,
+                        t0,
+                        dt,
+                        ci * cs + j,
+                    );
+                    if let Err(e) = r {
+                        s.error = Some(e);
+                        break;
+                    }
+                }
+            });
+        if let Some(e) = self.scratch.iter_mut().find_map(|s| s.error.take()) {
+            return Err(e);
+        }
+        for s in &self.scratch {
+            spikes_out.extend_from_slice(&s.spikes);
+        }
+        self.time += dt;
+        Ok(())
+    }
+}
+
+impl NeuronModel for NeuronKernel {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn advance(
+        &mut self,
+        dt: f64,
+        input_currents: &[f64],
+        spikes_out: &mut Vec<(usize, f64)>,
+    ) -> Result<(), NeuronError> {
+        NeuronKernel::advance(self, dt, input_currents, spikes_out)
+    }
+    fn reset(&mut self) {
+        NeuronKernel::reset(self)
+    }
+    fn membrane_voltages(&self) -> &[f64] {
+        &self.v_mem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_solve_pivots_and_solves() {
+        // A zero on the first diagonal needs a row swap.
+        let mut a = vec![0.0, 2.0, 1.0, 1.0, 1.0, 0.0, 3.0, 0.0, 1.0];
+        let want = [1.0, -2.0, 3.0];
+        let mut b: Vec<f64> = (0..3)
+            .map(|i| (0..3).map(|j| a[i * 3 + j] * want[j]).sum())
+            .collect();
+        dense_solve(3, &mut a, &mut b).unwrap();
+        for (y, w) in b.iter().zip(want) {
+            assert!((y - w).abs() < 1e-12, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn dense_solve_reports_singular_column() {
+        let mut a = vec![1.0, 2.0, 2.0, 4.0];
+        let mut b = vec![1.0, 1.0];
+        assert_eq!(dense_solve(2, &mut a, &mut b), Err(1));
+    }
+}
