@@ -1,6 +1,8 @@
 //! Command-line interface: one file per subcommand; `main.rs` stays thin.
 
+pub mod bench;
 pub mod data;
+pub mod rate;
 pub mod sim;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Simulate a netlist with the general circuit engine (.op, .dc, .tran).
     Sim(sim::SimArgs),
+    /// Steady-state f–I curves of neuron netlists with the batched engine.
+    Rate(rate::RateArgs),
+    /// Cost per neuron per network step of every neuron model (34k neurons).
+    Bench(bench::BenchArgs),
     /// Download datasets and check the ones on disk.
     Data(data::DataArgs),
 }
@@ -55,6 +61,8 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Sim(args) => sim::run(args, cli.quiet),
+        Command::Rate(args) => rate::run(args, cli.quiet),
+        Command::Bench(args) => bench::run(args, cli.quiet),
         Command::Data(args) => data::run(args, cli.quiet),
     }
 }
