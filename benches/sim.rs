@@ -2,8 +2,7 @@
 //! `cargo bench --bench sim`; numbers and ratios go to BENCHMARKS.md.
 
 use circsnn::analysis;
-use circsnn::circuit::{elaborate, Analysis};
-use circsnn::netlist::{parse_file, Expr};
+use circsnn::netlist::Expr;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::Path;
 
@@ -11,20 +10,11 @@ fn run(netlist: &str, overrides: &[(&str, f64)]) -> usize {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("netlists")
         .join(netlist);
-    let parsed = parse_file(&path).unwrap();
     let ov: Vec<(String, Expr)> = overrides
         .iter()
         .map(|(n, v)| (n.to_string(), Expr::Num(*v)))
         .collect();
-    let mut c = elaborate(&parsed, &ov).unwrap();
-    let mut mna = analysis::build(&mut c).unwrap();
-    let tran = c
-        .analyses
-        .iter()
-        .find(|a| matches!(a, Analysis::Tran { .. }))
-        .unwrap()
-        .clone();
-    analysis::run(&mut c, &mut mna, &tran).unwrap().spikes.len()
+    analysis::run_tran_file(&path, &ov).unwrap().spikes.len()
 }
 
 fn general_engine(c: &mut Criterion) {

@@ -3,8 +3,7 @@
 //! stored CSVs and does not need ngspice).
 
 use circsnn::analysis::{self, AnalysisResult};
-use circsnn::circuit::{elaborate, Analysis};
-use circsnn::netlist::{parse_file, Expr};
+use circsnn::netlist::Expr;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -13,20 +12,11 @@ fn root() -> PathBuf {
 }
 
 fn simulate(netlist: &str, overrides: &[(&str, f64)]) -> AnalysisResult {
-    let parsed = parse_file(&root().join("netlists").join(netlist)).unwrap();
     let ov: Vec<(String, Expr)> = overrides
         .iter()
         .map(|(n, v)| (n.to_string(), Expr::Num(*v)))
         .collect();
-    let mut c = elaborate(&parsed, &ov).unwrap();
-    let mut mna = analysis::build(&mut c).unwrap();
-    let tran = c
-        .analyses
-        .iter()
-        .find(|a| matches!(a, Analysis::Tran { .. }))
-        .unwrap()
-        .clone();
-    analysis::run(&mut c, &mut mna, &tran).unwrap()
+    analysis::run_tran_file(&root().join("netlists").join(netlist), &ov).unwrap()
 }
 
 fn golden(name: &str) -> Vec<Vec<String>> {

@@ -6,8 +6,7 @@
 //! and first spike times within 0.05 ms.
 
 use circsnn::analysis;
-use circsnn::circuit::{elaborate, Analysis};
-use circsnn::netlist::{parse_file, Expr};
+use circsnn::netlist::Expr;
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -16,20 +15,11 @@ fn spikes(netlist: &str, overrides: &[(&str, f64)]) -> Vec<f64> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("netlists")
         .join(netlist);
-    let parsed = parse_file(&path).unwrap();
     let ov: Vec<(String, Expr)> = overrides
         .iter()
         .map(|(n, v)| (n.to_string(), Expr::Num(*v)))
         .collect();
-    let mut c = elaborate(&parsed, &ov).unwrap();
-    let mut mna = analysis::build(&mut c).unwrap();
-    let tran = c
-        .analyses
-        .iter()
-        .find(|a| matches!(a, Analysis::Tran { .. }))
-        .unwrap()
-        .clone();
-    analysis::run(&mut c, &mut mna, &tran).unwrap().spikes
+    analysis::run_tran_file(&path, &ov).unwrap().spikes
 }
 
 /// Steady-state rate from the mean ISI after the first spike (as §7 does).

@@ -44,6 +44,25 @@ pub struct AnalysisResult {
     pub interval_s: f64,
 }
 
+/// Parse, elaborate and run the first `.tran` of a netlist file with
+/// `.param` overrides (the common path of tests, benches and `bench`).
+pub fn run_tran_file(
+    path: &std::path::Path,
+    overrides: &[(String, crate::netlist::Expr)],
+) -> anyhow::Result<AnalysisResult> {
+    let mut c = crate::circuit::load(path, overrides)?;
+    let mut mna = build(&mut c)?;
+    let Some(tran) = c
+        .analyses
+        .iter()
+        .find(|a| matches!(a, Analysis::Tran { .. }))
+        .cloned()
+    else {
+        anyhow::bail!("{}: no .tran analysis", path.display());
+    };
+    Ok(run(&mut c, &mut mna, &tran)?)
+}
+
 /// Build the MNA system for a circuit.
 pub fn build(circuit: &mut Circuit) -> Result<Mna, AnalysisError> {
     Mna::new(circuit).map_err(|e| AnalysisError::Setup(e.to_string()))

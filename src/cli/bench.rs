@@ -5,11 +5,10 @@
 
 use super::sim::resolve_netlist;
 use crate::analysis;
-use crate::circuit::{self, Analysis};
+use crate::circuit;
 use crate::netlist::Expr;
 use crate::neuron::workload::{heterogeneous_inputs, INPUT_DISTRIBUTION};
 use crate::neuron::{AnalyticMif, Lif, NeuronKernel, NeuronModel, NeuronOptions, SpikingRelu};
-use anyhow::Context;
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
@@ -33,7 +32,11 @@ pub struct BenchArgs {
 }
 
 /// Time `model` on `inputs`: ns per neuron-step, after a warm-up.
-fn time_model(model: &mut dyn NeuronModel, inputs: &[f64], seconds: f64) -> anyhow::Result<(f64, u64, f64)> {
+fn time_model(
+    model: &mut dyn NeuronModel,
+    inputs: &[f64],
+    seconds: f64,
+) -> anyhow::Result<(f64, u64, f64)> {
     let mut spikes = Vec::with_capacity(inputs.len());
     for _ in 0..5 {
         spikes.clear();
@@ -49,7 +52,11 @@ fn time_model(model: &mut dyn NeuronModel, inputs: &[f64], seconds: f64) -> anyh
     }
     let wall = start.elapsed().as_secs_f64();
     let rate = total_spikes as f64 / (inputs.len() as f64 * steps as f64 * DT);
-    Ok((wall * 1e9 / (steps as f64 * inputs.len() as f64), steps, rate))
+    Ok((
+        wall * 1e9 / (steps as f64 * inputs.len() as f64),
+        steps,
+        rate,
+    ))
 }
 
 fn kernel(netlist: &str, n: usize) -> anyhow::Result<NeuronKernel> {
@@ -61,12 +68,12 @@ fn kernel(netlist: &str, n: usize) -> anyhow::Result<NeuronKernel> {
 /// simulated millisecond.
 fn general_mif() -> anyhow::Result<f64> {
     let path = resolve_netlist(Path::new("mif.cir"))?;
-    let ov = [("iin".to_string(), Expr::Num(2.5e-9)), ("tstop".to_string(), Expr::Num(0.2))];
-    let mut c = circuit::load(&path, &ov)?;
-    let mut mna = analysis::build(&mut c)?;
-    let tran = c.analyses.iter().find(|a| matches!(a, Analysis::Tran { .. })).context("mif.cir has no .tran")?.clone();
+    let ov = [
+        ("iin".to_string(), Expr::Num(2.5e-9)),
+        ("tstop".to_string(), Expr::Num(0.2)),
+    ];
     let start = Instant::now();
-    analysis::run(&mut c, &mut mna, &tran)?;
+    analysis::run_tran_file(&path, &ov)?;
     Ok(start.elapsed().as_secs_f64() * 1e9 / (0.2 / DT))
 }
 
@@ -79,10 +86,17 @@ fn ngspice_mif() -> Option<f64> {
     std::fs::create_dir_all(&work).ok()?;
     std::fs::copy(dir.join("tsm.lib"), work.join("tsm.lib")).ok()?;
     let tstop = 0.05;
-    let text = text.replace("OUTFILE", "ng.dat").replace(".param tstop=0.2", &format!(".param tstop={tstop}"));
+    let text = text
+        .replace("OUTFILE", "ng.dat")
+        .replace(".param tstop=0.2", &format!(".param tstop={tstop}"));
     std::fs::write(work.join("run.cir"), text).ok()?;
     let start = Instant::now();
-    let status = std::process::Command::new("ngspice").arg("-b").arg("run.cir").current_dir(&work).output().ok()?;
+    let status = std::process::Command::new("ngspice")
+        .arg("-b")
+        .arg("run.cir")
+        .current_dir(&work)
+        .output()
+        .ok()?;
     let wall = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&work);
     status.status.success().then(|| wall * 1e9 / (tstop / DT))
@@ -137,7 +151,10 @@ pub fn run(args: BenchArgs, quiet: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{n} neurons, dt = 1 ms, {threads} threads; inputs: {INPUT_DISTRIBUTION}");
-        println!("{:<14} {:>16} {:>14} {:>12}", "model", "ns/neuron-step", "× lif_abstract", "rate (Hz)");
+        println!(
+            "{:<14} {:>16} {:>14} {:>12}",
+            "model", "ns/neuron-step", "× lif_abstract", "rate (Hz)"
+        );
         for (name, ns, extra) in &rows {
             let rate = extra.map_or("-".to_string(), |(_, r)| format!("{r:.1}"));
             println!("{name:<14} {ns:>16.1} {:>14.1} {rate:>12}", ns / base);

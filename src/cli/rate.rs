@@ -45,10 +45,16 @@ pub fn currents(args: &RateArgs) -> anyhow::Result<Vec<f64>> {
         bail!("--points must be at least 2, got {}", args.points);
     }
     if !(args.imax > args.imin) || !args.imin.is_finite() || !args.imax.is_finite() {
-        bail!("--imax ({}) must be above --imin ({})", args.imax, args.imin);
+        bail!(
+            "--imax ({}) must be above --imin ({})",
+            args.imax,
+            args.imin
+        );
     }
     let step = (args.imax - args.imin) / (args.points - 1) as f64;
-    Ok((0..args.points).map(|k| args.imin + k as f64 * step).collect())
+    Ok((0..args.points)
+        .map(|k| args.imin + k as f64 * step)
+        .collect())
 }
 
 pub fn run(args: RateArgs, quiet: bool) -> anyhow::Result<()> {
@@ -59,10 +65,14 @@ pub fn run(args: RateArgs, quiet: bool) -> anyhow::Result<()> {
         let path = resolve_netlist(n)?;
         curves.push(rate_curve_cached(&path, &overrides, &grid, quiet)?);
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
 
     let csv_path = args.out.join("rate.csv");
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?);
+    let mut csv = std::io::BufWriter::new(
+        std::fs::File::create(&csv_path)
+            .with_context(|| format!("cannot write {}", csv_path.display()))?,
+    );
     writeln!(csv, "netlist,current_a,rate_hz")?;
     for c in &curves {
         for (i, r) in c.currents_a.iter().zip(&c.rates_hz) {
@@ -71,15 +81,31 @@ pub fn run(args: RateArgs, quiet: bool) -> anyhow::Result<()> {
     }
     csv.flush()?;
     let json_path = args.out.join("rate.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&curves)?).with_context(|| format!("cannot write {}", json_path.display()))?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(&curves)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
 
-    let na: Vec<Vec<f64>> = curves.iter().map(|c| c.currents_a.iter().map(|i| i * 1e9).collect()).collect();
-    let series: Vec<(&str, &[f64], &[f64])> = curves.iter().zip(&na).map(|(c, x)| (c.netlist.as_str(), x.as_slice(), c.rates_hz.as_slice())).collect();
-    line_figure(&args.out.join("rate.svg"), "steady-state f–I curves", "input current (nA)", "rate (Hz)", &series)?;
+    let na: Vec<Vec<f64>> = curves
+        .iter()
+        .map(|c| c.currents_a.iter().map(|i| i * 1e9).collect())
+        .collect();
+    let series: Vec<(&str, &[f64], &[f64])> = curves
+        .iter()
+        .zip(&na)
+        .map(|(c, x)| (c.netlist.as_str(), x.as_slice(), c.rates_hz.as_slice()))
+        .collect();
+    line_figure(
+        &args.out.join("rate.svg"),
+        "steady-state f–I curves",
+        "input current (nA)",
+        "rate (Hz)",
+        &series,
+    )?;
 
     if !quiet {
         for c in &curves {
-            let rheo = c.rheobase_a.map_or("none in range".to_string(), |r| format!("{:.4} nA", r * 1e9));
+            let rheo = c.rheobase_a.map_or("none in range".to_string(), |r| {
+                format!("{:.4} nA", r * 1e9)
+            });
             println!(
                 "{}: rheobase {rheo}, max rate {:.1} Hz, slope at top {:.1} Hz/nA",
                 c.netlist,
@@ -87,7 +113,10 @@ pub fn run(args: RateArgs, quiet: bool) -> anyhow::Result<()> {
                 c.slope_at_top_hz_per_a * 1e-9
             );
         }
-        println!("wrote rate.csv, rate.json, rate.svg to {}", args.out.display());
+        println!(
+            "wrote rate.csv, rate.json, rate.svg to {}",
+            args.out.display()
+        );
     }
     Ok(())
 }

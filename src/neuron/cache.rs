@@ -69,11 +69,19 @@ fn hex(bytes: &[u8]) -> String {
 /// The f–I curve of `netlist` at `currents` (A), from the cache when the
 /// same measurement was made before, otherwise measured with the batched
 /// engine (all currents at once) and stored.
-pub fn rate_curve_cached(netlist: &Path, overrides: &[(String, Expr)], currents: &[f64], quiet: bool) -> anyhow::Result<RateCurveData> {
+pub fn rate_curve_cached(
+    netlist: &Path,
+    overrides: &[(String, Expr)],
+    currents: &[f64],
+    quiet: bool,
+) -> anyhow::Result<RateCurveData> {
     let parsed = netlist::parse_file(netlist)?;
     let override_text: Vec<String> = overrides.iter().map(|(n, e)| format!("{n}={e}")).collect();
     let mut h = Sha256::new();
-    h.update(format!("v{CACHE_VERSION} {SETTLE_S} {MEASURE_S}\n{:?}\n{override_text:?}\n", parsed.cards));
+    h.update(format!(
+        "v{CACHE_VERSION} {SETTLE_S} {MEASURE_S}\n{:?}\n{override_text:?}\n",
+        parsed.cards
+    ));
     for c in currents {
         h.update(c.to_le_bytes());
     }
@@ -87,10 +95,15 @@ pub fn rate_curve_cached(netlist: &Path, overrides: &[(String, Expr)], currents:
     }
     let circuit = circuit::elaborate(&parsed, overrides)?;
     let started = std::time::Instant::now();
-    let rates = rate_curve(&circuit, currents, SETTLE_S, MEASURE_S).with_context(|| format!("rate curve of {}", netlist.display()))?;
+    let rates = rate_curve(&circuit, currents, SETTLE_S, MEASURE_S)
+        .with_context(|| format!("rate curve of {}", netlist.display()))?;
     let rheobase_a = refine_rheobase(&circuit, currents, &rates)?;
     let n = currents.len();
-    let slope_at_top_hz_per_a = if n >= 2 { (rates[n - 1] - rates[n - 2]) / (currents[n - 1] - currents[n - 2]) } else { 0.0 };
+    let slope_at_top_hz_per_a = if n >= 2 {
+        (rates[n - 1] - rates[n - 2]) / (currents[n - 1] - currents[n - 2])
+    } else {
+        0.0
+    };
     let data = RateCurveData {
         netlist: netlist.display().to_string(),
         netlist_sha256: file_sha256(netlist)?,
@@ -104,7 +117,12 @@ pub fn rate_curve_cached(netlist: &Path, overrides: &[(String, Expr)], currents:
         slope_at_top_hz_per_a,
     };
     if !quiet {
-        eprintln!("measured the f–I curve of {} ({} points) in {:.2} s", netlist.display(), n, started.elapsed().as_secs_f64());
+        eprintln!(
+            "measured the f–I curve of {} ({} points) in {:.2} s",
+            netlist.display(),
+            n,
+            started.elapsed().as_secs_f64()
+        );
     }
     // A failed cache write costs only a re-measurement next time.
     if std::fs::create_dir_all(cache_dir()).is_ok() {
@@ -117,10 +135,20 @@ pub fn rate_curve_cached(netlist: &Path, overrides: &[(String, Expr)], currents:
 }
 
 /// Bisect between the last silent and the first firing grid current.
-fn refine_rheobase(circuit: &circuit::Circuit, currents: &[f64], rates: &[f64]) -> anyhow::Result<Option<f64>> {
-    let Some(first) = rates.iter().position(|&r| r > 0.0) else { return Ok(None) };
+fn refine_rheobase(
+    circuit: &circuit::Circuit,
+    currents: &[f64],
+    rates: &[f64],
+) -> anyhow::Result<Option<f64>> {
+    let Some(first) = rates.iter().position(|&r| r > 0.0) else {
+        return Ok(None);
+    };
     // When the lowest grid current already fires, search down to zero.
-    let (mut lo, mut hi) = if first == 0 { (0.0f64.min(currents[0]), currents[0]) } else { (currents[first - 1], currents[first]) };
+    let (mut lo, mut hi) = if first == 0 {
+        (0.0f64.min(currents[0]), currents[0])
+    } else {
+        (currents[first - 1], currents[first])
+    };
     // 16 probes per round shrink the bracket 17×; stop at 1 pA.
     while hi - lo > 1e-12 {
         let probes: Vec<f64> = (1..=16).map(|k| lo + (hi - lo) * k as f64 / 17.0).collect();
