@@ -98,7 +98,7 @@ fn unknown_param_override_is_an_error() {
         &["--param", "rr=2k"],
     );
     assert_eq!(code, 1);
-    assert!(err.contains("no .param named 'rr'"), "{err}");
+    assert!(err.contains("no .param, model parameter"), "{err}");
     let (code, _) = sim(
         dir.path(),
         "t\n.param r=1k\nV1 a 0 1\nR1 a 0 {r}\n.op\n",

@@ -100,3 +100,36 @@ fn save_filters_columns_and_step_runs_each_value() {
         "{last_b:?}"
     );
 }
+
+/// `--param` reaches model parameters (also ones the model leaves at their
+/// default) and element values, not only `.param`s.
+#[test]
+fn overrides_reach_model_parameters_and_element_values() {
+    let rate = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["sim", "mif.cir", "--param", "tstop=0.1", "-q"];
+        args.extend_from_slice(extra);
+        let st = Command::new(env!("CARGO_BIN_EXE_circsnn"))
+            .args(&args)
+            .arg("--out")
+            .arg(dir.path())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let s: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        s["spike_count"].as_u64().unwrap()
+    };
+    let base = rate(&[]);
+    // Halving C halves the charging time: about twice the spikes.
+    let small_c = rate(&["--param", "cm=0.1n"]);
+    assert!(small_c as f64 > 1.7 * base as f64, "{base} → {small_c}");
+    // A higher V_on threshold (model parameter) lowers the rate.
+    let high_von = rate(&["--param", "tsm1.von=23m"]);
+    assert!(high_von < base, "{base} → {high_von}");
+    // A parameter the model leaves at its default can be set too (P = 4 → 6).
+    assert!(rate(&["--param", "tsm1.p=6"]) > 0);
+}

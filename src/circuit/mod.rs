@@ -3,6 +3,7 @@
 //! `x1.n3`), nodes and extra unknowns numbered, models bound to instances,
 //! and the topology checked (floating nodes, loops of voltage sources).
 
+mod overrides;
 pub mod params;
 mod topology;
 
@@ -310,30 +311,12 @@ fn collect_defs<'a>(
     Ok(defs)
 }
 
-/// Elaborate a parsed netlist. `overrides` replace `.param` values (the
-/// CLI's `--param NAME=VALUE`); naming a parameter the netlist lacks is an
-/// error.
+/// Elaborate a parsed netlist. `overrides` (the CLI's `--param
+/// NAME=VALUE`) replace a `.param`, a model parameter (`tsm1.ron`) or an
+/// element's value (`cm`); a name that matches none is an error.
 pub fn elaborate(netlist: &Netlist, overrides: &[(String, Expr)]) -> Result<Circuit, ElabError> {
-    // Apply overrides to the top-level .param cards.
     let mut cards = netlist.cards.clone();
-    for (name, value) in overrides {
-        let name = name.to_ascii_lowercase();
-        let mut found = false;
-        for card in cards.iter_mut() {
-            if let Card::Param(list) = card {
-                for a in list.iter_mut().filter(|a| a.name == name) {
-                    a.value = value.clone();
-                    found = true;
-                }
-            }
-        }
-        if !found {
-            return Err(ElabError {
-                span: None,
-                message: format!("--param {name}: the netlist has no .param named '{name}'"),
-            });
-        }
-    }
+    overrides::apply(&mut cards, overrides)?;
 
     let mut global = Scope::default();
     let defs = collect_defs(&cards, &Defs::default(), &mut global)?;
