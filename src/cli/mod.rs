@@ -2,8 +2,10 @@
 
 pub mod bench;
 pub mod data;
+pub mod merge;
 pub mod rate;
 pub mod sim;
+pub mod sweep;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +35,10 @@ pub enum Command {
     Rate(rate::RateArgs),
     /// Cost per neuron per network step of every neuron model (34k neurons).
     Bench(bench::BenchArgs),
+    /// Sweep .params, model parameters and element values over a grid.
+    Sweep(sweep::SweepArgs),
+    /// Merge the shard outputs of a job array.
+    Merge(merge::MergeArgs),
     /// Download datasets and check the ones on disk.
     Data(data::DataArgs),
 }
@@ -63,6 +69,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(args) => sim::run(args, cli.quiet),
         Command::Rate(args) => rate::run(args, cli.quiet),
         Command::Bench(args) => bench::run(args, cli.quiet),
+        Command::Sweep(args) => sweep::run(args, cli.quiet),
+        Command::Merge(args) => merge::run(args, cli.quiet),
         Command::Data(args) => data::run(args, cli.quiet),
     }
 }

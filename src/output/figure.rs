@@ -792,3 +792,66 @@ mod tests {
         );
     }
 }
+
+/// Draws a heatmap of `values[row][col]` (row ↔ `y_labels`, column ↔
+/// `x_labels`) into the SVG file `path`, each cell coloured on a
+/// blue-to-yellow scale and annotated with its value. For two-parameter
+/// sweeps and confusion matrices; non-finite cells are left grey.
+pub fn heatmap_figure(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x_labels: &[String],
+    y_labels: &[String],
+    values: &[Vec<f64>],
+) -> Result<(), OutputError> {
+    if values.len() != y_labels.len() || values.iter().any(|r| r.len() != x_labels.len()) {
+        return Err(OutputError::InvalidFigureInput {
+            path: path.to_path_buf(),
+            message: format!("heatmap needs {} rows of {} values", y_labels.len(), x_labels.len()),
+        });
+    }
+    let (lo, hi) = finite_min_max(values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let (nx, ny) = (x_labels.len().max(1), y_labels.len().max(1));
+    let svg = render_svg((WIDTH, LINE_HEIGHT + 100), |root| {
+        let root = root.titled(title, (FONT, 24))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(MARGIN)
+            .x_label_area_size(X_LABEL_AREA + 20)
+            .y_label_area_size(Y_LABEL_AREA + 30)
+            .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)?;
+        let xl = |v: &f64| x_labels.get(v.floor() as usize).cloned().unwrap_or_default();
+        let yl = |v: &f64| y_labels.get(v.floor() as usize).cloned().unwrap_or_default();
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_labels(nx.min(20))
+            .y_labels(ny.min(20))
+            .x_label_formatter(&xl)
+            .y_label_formatter(&yl)
+            .draw()?;
+        for (r, row) in values.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                let color = if v.is_finite() {
+                    let t = (v - lo) / span;
+                    RGBColor((40.0 + 215.0 * t) as u8, (60.0 + 170.0 * t) as u8, (160.0 - 130.0 * t) as u8)
+                } else {
+                    RGBColor(200, 200, 200)
+                };
+                let (x0, y0) = (c as f64, r as f64);
+                chart.draw_series(std::iter::once(Rectangle::new([(x0, y0), (x0 + 1.0, y0 + 1.0)], color.filled())))?;
+                if nx * ny <= 400 && v.is_finite() {
+                    let text = trim_zeros(&format!("{v:.3}"));
+                    chart.draw_series(std::iter::once(Text::new(text, (x0 + 0.3, y0 + 0.6), (FONT, 12))))?;
+                }
+            }
+        }
+        Ok(())
+    })
+    .map_err(|message| OutputError::InvalidFigureInput { path: path.to_path_buf(), message })?;
+    std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
+}

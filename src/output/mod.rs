@@ -16,7 +16,7 @@ mod summary;
 
 pub use csv::{write_spikes_csv, write_waveforms_csv};
 pub use error::OutputError;
-pub use figure::{line_figure, neuron_figure};
+pub use figure::{heatmap_figure, line_figure, neuron_figure};
 pub use lowpass::{lowpass_spike_train, uniform_grid};
 pub use raw::{read_raw, read_raw_plots, write_raw, write_raw_plots, write_raw_to, RawFormat};
 pub use summary::RunSummary;

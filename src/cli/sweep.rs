@@ -1,0 +1,222 @@
+//! `circsnn sweep NETLIST --param NAME=SPEC ... --measure rate|spikes`:
+//! a grid over `.param`s, model parameters and element values, one JSON
+//! line per point in `results.jsonl` (resumable, shardable), plus a CSV
+//! and a figure (a line for one swept name, a heatmap for two).
+
+use super::sim::{parse_overrides, resolve_netlist};
+use crate::output::{heatmap_figure, line_figure};
+use crate::sweep::{self, grid, results, Measure};
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    /// The neuron netlist.
+    pub netlist: PathBuf,
+    /// A swept name and its values: NAME=a:b:n, NAME=a:b:n:dec or NAME=v1,v2,...;
+    /// NAME is a .param, model.PARAM or an element; repeat for a grid.
+    #[arg(long = "param", value_name = "NAME=SPEC", required = true)]
+    pub axes: Vec<String>,
+    /// What to measure at each point.
+    #[arg(long, value_parser = ["rate", "spikes"], default_value = "rate")]
+    pub measure: String,
+    /// Currents of the rate measure (A), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1.8e-9,2.0e-9,2.2e-9,2.4e-9,2.6e-9,2.8e-9,3.0e-9"
+    )]
+    pub currents: Vec<f64>,
+    /// Fixed overrides applied to every point: NAME=VALUE; repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub fixed: Vec<String>,
+    /// Output folder.
+    #[arg(long, default_value = "out/sweep")]
+    pub out: PathBuf,
+    /// Continue an interrupted sweep in --out, skipping finished points.
+    #[arg(long)]
+    pub resume: bool,
+    /// Run only every n-th point starting at k (job arrays): k/n.
+    #[arg(long)]
+    pub shard: Option<String>,
+}
+
+pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
+    let netlist = resolve_netlist(&args.netlist)?;
+    let axes = args
+        .axes
+        .iter()
+        .map(|a| grid::parse_axis(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--param {e}"))?;
+    let fixed = parse_overrides(&args.fixed)?;
+    let measure = match args.measure.as_str() {
+        "rate" => Measure::Rate {
+            currents: args.currents.clone(),
+        },
+        _ => Measure::Spikes,
+    };
+    let (k, n) = match &args.shard {
+        Some(s) => grid::parse_shard(s).map_err(|e| anyhow::anyhow!(e))?,
+        None => (1, 1),
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let definition = serde_json::json!({
+        "netlist": netlist.display().to_string(),
+        "axes": axes.iter().map(|(name, v)| serde_json::json!({ "name": name, "values": v })).collect::<Vec<_>>(),
+        "measure": args.measure,
+        "currents_a": if matches!(measure, Measure::Rate { .. }) { Some(&args.currents) } else { None },
+        "fixed": args.fixed,
+        "shard": [k, n],
+    });
+    let def_path = args.out.join("sweep.json");
+    let results_path = args.out.join("results.jsonl");
+    if results_path.exists() {
+        if !args.resume {
+            bail!(
+                "{} exists; pass --resume to continue it, or choose another --out",
+                results_path.display()
+            );
+        }
+        let old: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&def_path)
+                .with_context(|| format!("cannot read {}", def_path.display()))?,
+        )?;
+        if old != definition {
+            bail!("{} describes a different sweep; --resume needs the same netlist, axes, measure and shard", def_path.display());
+        }
+    }
+    std::fs::write(&def_path, serde_json::to_string_pretty(&definition)?)?;
+
+    let done = results::read_finished(&results_path)?;
+    let todo: Vec<grid::Point> = grid::grid(&axes)
+        .into_iter()
+        .filter(|p| p.index % n == k - 1 && !done.contains_key(&p.index))
+        .collect();
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(todo.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} points, ETA {eta}")
+            .expect("valid template"),
+    );
+    sweep::run_points(&netlist, &fixed, &todo, &measure, &results_path, |c| {
+        bar.inc(c as u64)
+    })?;
+    bar.finish_and_clear();
+
+    let lines: Vec<serde_json::Value> = results::read_finished(&results_path)?
+        .into_values()
+        .collect();
+    write_csv_and_figure(&args.out, &axes, &lines)?;
+    if !quiet {
+        println!(
+            "{} points in {} ({} measured now)",
+            lines.len(),
+            results_path.display(),
+            todo.len()
+        );
+    }
+    Ok(())
+}
+
+/// The headline number of a line: max rate (rate) or spike count (spikes).
+fn headline(line: &serde_json::Value) -> f64 {
+    line.get("max_rate_hz")
+        .or(line.get("spike_count"))
+        .and_then(|v| v.as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+fn write_csv_and_figure(
+    out: &std::path::Path,
+    axes: &[(String, Vec<f64>)],
+    lines: &[serde_json::Value],
+) -> anyhow::Result<()> {
+    let features = [
+        "rheobase_a",
+        "max_rate_hz",
+        "slope_hz_per_a",
+        "spike_count",
+        "first_spike_s",
+    ];
+    let present: Vec<&str> = features
+        .iter()
+        .copied()
+        .filter(|f| lines.iter().any(|l| l.get(*f).is_some()))
+        .collect();
+    let mut csv = String::from("index");
+    for (name, _) in axes {
+        csv.push(',');
+        csv.push_str(name);
+    }
+    for f in &present {
+        csv.push(',');
+        csv.push_str(f);
+    }
+    csv.push('\n');
+    for l in lines {
+        csv.push_str(&l["index"].to_string());
+        for (name, _) in axes {
+            csv.push(',');
+            csv.push_str(&l["params"][name].to_string());
+        }
+        for f in &present {
+            csv.push(',');
+            csv.push_str(&l.get(*f).map_or(String::new(), |v| {
+                if v.is_null() {
+                    String::new()
+                } else {
+                    v.to_string()
+                }
+            }));
+        }
+        csv.push('\n');
+    }
+    std::fs::write(out.join("results.csv"), csv)?;
+    let label = if lines.iter().any(|l| l.get("max_rate_hz").is_some()) {
+        "max rate (Hz)"
+    } else {
+        "spike count"
+    };
+    let value_at = |idx: usize| {
+        lines
+            .iter()
+            .find(|l| l["index"].as_u64() == Some(idx as u64))
+            .map_or(f64::NAN, headline)
+    };
+    match axes {
+        [(name, values)] => {
+            let y: Vec<f64> = (0..values.len()).map(value_at).collect();
+            line_figure(
+                &out.join("sweep.svg"),
+                &format!("sweep of {name}"),
+                name,
+                label,
+                &[(label, values, &y)],
+            )?;
+        }
+        [(a, va), (b, vb)] => {
+            let grid: Vec<Vec<f64>> = (0..va.len())
+                .map(|i| (0..vb.len()).map(|j| value_at(i * vb.len() + j)).collect())
+                .collect();
+            let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.3e}")).collect::<Vec<_>>();
+            heatmap_figure(
+                &out.join("sweep.svg"),
+                &format!("{label} over {a} × {b}"),
+                b,
+                a,
+                &fmt(vb),
+                &fmt(va),
+                &grid,
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
