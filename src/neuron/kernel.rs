@@ -103,7 +103,7 @@ impl NeuronOptions {
             keep_input_sources: false,
             spike_map: true,
             spike_map_spacing: 1e-3,
-            spike_map_entry: 0.1,
+            spike_map_entry: 0.6,
         }
     }
 
@@ -376,7 +376,12 @@ pub struct SpikeMap {
     cells: std::collections::HashMap<i64, Option<MapCell>>,
 }
 
+/// The transients of one input: from rest, then the following ones.
 struct MapCell {
+    variants: Vec<Variant>,
+}
+
+struct Variant {
     entry: Vec<f64>,
     /// Spike time since the entry (s).
     spike: f64,
@@ -391,6 +396,8 @@ struct MapCell {
 const ENTRY_TOLERANCE: f64 = 5.0;
 /// Neighbouring cells' exit states may differ by this many local tolerances.
 const CELL_GATE: f64 = 1000.0;
+/// Most transients recorded per cell.
+const MAX_VARIANTS: usize = 4;
 /// Longest simulated search for a cell's entry from the initial state (s).
 const CELL_SEARCH_S: f64 = 2.0;
 /// Spacing of the recorded points of a cell's transient (s).
@@ -398,7 +405,7 @@ const CELL_WINDOW_S: f64 = 10e-6;
 /// Longest transient a cell may hold (s).
 const CELL_TRANSIENT_S: f64 = 10e-3;
 
-impl MapCell {
+impl Variant {
     /// The state at time t since entry, a recorded point.
     fn state_at(&self, t: f64, out: &mut [f64]) -> bool {
         let n = out.len();
@@ -456,12 +463,15 @@ impl SpikeMap {
             _ => return Lookup::Missing(k, k + 1),
         };
         let tol = |i: usize, x: f64| plan.atol[i] + plan.opts.reltol * x.abs();
-        for i in 0..plan.n {
-            let e = c0.entry[i] + w * (c1.entry[i] - c0.entry[i]);
-            if (entry[i] - e).abs() > ENTRY_TOLERANCE * tol(i, e) {
-                return Lookup::Refused;
-            }
-        }
+        let fits = |(c0, c1): &(&Variant, &Variant)| {
+            (0..plan.n).all(|i| {
+                let e = c0.entry[i] + w * (c1.entry[i] - c0.entry[i]);
+                (entry[i] - e).abs() <= ENTRY_TOLERANCE * tol(i, e)
+            })
+        };
+        let Some((c0, c1)) = c0.variants.iter().zip(&c1.variants).find(fits) else {
+            return Lookup::Refused;
+        };
         let t = c0.t_exit.max(c1.t_exit);
         if !(c0.state_at(t, exit) && c1.state_at(t, other)) {
             return Lookup::Refused;
@@ -478,7 +488,10 @@ impl SpikeMap {
 }
 
 /// Build one cell: run the circuit from its initial state at `input` to
-/// its first spike crossing, then record the transient from there.
+/// its first transient and record it; then go on to the next transients
+/// (later spikes start from other states, e.g. with a reset memristor
+/// still partly on) until the entry state repeats (the periodic orbit) or
+/// `MAX_VARIANTS` are recorded.
 fn build_cell(
     plan: &Plan,
     names: &[String],
@@ -491,42 +504,93 @@ fn build_cell(
     let mut devs: Vec<Box<dyn Device>> = template.iter().map(|d| d.boxed_clone()).collect();
     let mut record = initial_record.to_vec();
     let mut ctl = *initial_control;
-    let mut v = 0.0;
     let mut s = Scratch::new(n, plan.event_slots.len());
-    s.capture = Capture::Entry(None);
-    let window = 1e-3;
-    let mut t0 = 0.0;
-    let entry = loop {
-        if t0 > CELL_SEARCH_S {
-            return None;
+    let mut variants: Vec<Variant> = Vec::new();
+    while variants.len() < MAX_VARIANTS {
+        let Some(entry) =
+            search_entry(plan, names, &mut devs, &mut record, &mut ctl, &mut s, input)
+        else {
+            break;
+        };
+        if let Some(last) = variants.last() {
+            if entries_match(plan, &last.entry, &entry) {
+                break;
+            }
         }
-        advance_instance(
+        match trace_from(
             plan,
             names,
             &mut devs,
             &mut record,
             &mut ctl,
-            &mut v,
             &mut s,
             input,
-            t0,
-            window,
-            0,
-            None,
+            entry,
+        ) {
+            Some(v) => variants.push(v),
+            None => break,
+        }
+    }
+    (!variants.is_empty()).then_some(MapCell { variants })
+}
+
+/// Two entry states are the same to within `ENTRY_TOLERANCE`.
+fn entries_match(plan: &Plan, a: &[f64], b: &[f64]) -> bool {
+    (0..plan.n).all(|i| {
+        (a[i] - b[i]).abs() <= ENTRY_TOLERANCE * (plan.atol[i] + plan.opts.reltol * b[i].abs())
+    })
+}
+
+/// Integrate from the current record to the next located entry.
+fn search_entry(
+    plan: &Plan,
+    names: &[String],
+    devs: &mut [Box<dyn Device>],
+    record: &mut [f64],
+    ctl: &mut Control,
+    s: &mut Scratch,
+    input: f64,
+) -> Option<Vec<f64>> {
+    s.capture = Capture::Entry(None);
+    let window = 1e-3;
+    let mut t0 = 0.0;
+    let mut v = 0.0;
+    loop {
+        if t0 > CELL_SEARCH_S {
+            return None;
+        }
+        advance_instance(
+            plan, names, devs, record, ctl, &mut v, s, input, t0, window, 0, None,
         )
         .ok()?;
         if let Capture::Entry(Some(e)) = &mut s.capture {
-            break std::mem::take(e);
+            return Some(std::mem::take(e));
         }
         t0 += window;
-    };
+    }
+}
+
+/// Record the transient from `entry` (see [`SpikeMap`]).
+#[allow(clippy::too_many_arguments)]
+fn trace_from(
+    plan: &Plan,
+    names: &[String],
+    devs: &mut [Box<dyn Device>],
+    record: &mut [f64],
+    ctl: &mut Control,
+    s: &mut Scratch,
+    input: f64,
+    entry: Vec<f64>,
+) -> Option<Variant> {
+    let n = plan.n;
+    let mut v = 0.0;
     // Restart from the entry state at time 0.
     record[..n].copy_from_slice(&entry);
-    evaluate(&devs, &entry, 0.0, &mut s.work);
+    evaluate(devs, &entry, 0.0, &mut s.work);
     {
         let mut rec = Record {
             plan,
-            r: &mut record,
+            r: &mut *record,
         };
         rec.restart(&mut ctl.hist_len, &s.work.q);
         let ot = plan.off_t();
@@ -534,7 +598,7 @@ fn build_cell(
         let og = plan.off_g();
         let e = plan.event_slots.len();
         let (xs, rest) = rec.r.split_at_mut(og);
-        indicators(plan, &devs, &xs[..n], &mut rest[..e]);
+        indicators(plan, devs, &xs[..n], &mut rest[..e]);
     }
     ctl.order = 1;
     // The first step after a restart has no error estimate: keep it tiny.
@@ -556,11 +620,11 @@ fn build_cell(
         advance_instance(
             plan,
             names,
-            &mut devs,
-            &mut record,
-            &mut ctl,
+            devs,
+            record,
+            ctl,
             &mut v,
-            &mut s,
+            s,
             input,
             t0,
             CELL_WINDOW_S,
@@ -586,7 +650,7 @@ fn build_cell(
                 if spike > t_exit {
                     return None;
                 }
-                return Some(MapCell {
+                return Some(Variant {
                     spike,
                     entry,
                     times,
