@@ -55,29 +55,23 @@ fn heterogeneous_inputs() -> Vec<f64> {
 }
 
 fn bench_model(c: &mut Criterion, name: &str, model: &mut dyn NeuronModel, inputs: &[f64]) {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    pool.install(|| {
-        let mut spikes = Vec::with_capacity(NEURONS);
-        for _ in 0..WARMUP_STEPS {
+    let mut spikes = Vec::with_capacity(NEURONS);
+    for _ in 0..WARMUP_STEPS {
+        spikes.clear();
+        model.advance(DT, inputs, &mut spikes).unwrap();
+    }
+    let mut group = c.benchmark_group("neuron_step_34k");
+    group.throughput(Throughput::Elements(NEURONS as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function(name, |b| {
+        b.iter(|| {
             spikes.clear();
-            model.advance(DT, inputs, &mut spikes).unwrap();
-        }
-        let mut group = c.benchmark_group("neuron_step_34k");
-        group.throughput(Throughput::Elements(NEURONS as u64));
-        group.sample_size(10);
-        group.measurement_time(Duration::from_secs(5));
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                spikes.clear();
-                model.advance(DT, black_box(inputs), &mut spikes).unwrap();
-                black_box(spikes.len())
-            })
-        });
-        group.finish();
+            model.advance(DT, black_box(inputs), &mut spikes).unwrap();
+            black_box(spikes.len())
+        })
     });
+    group.finish();
 }
 
 fn kernel(template: &str, options: &str, spike_map: bool) -> NeuronKernel {
@@ -109,6 +103,11 @@ fn bench_kernel(c: &mut Criterion, name: &str, mut k: NeuronKernel, inputs: &[f6
 }
 
 fn neurons(c: &mut Criterion) {
+    // One thread for every model (the circuit engine runs over rayon).
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global()
+        .expect("the global pool is built once");
     let inputs = heterogeneous_inputs();
     bench_model(
         c,
