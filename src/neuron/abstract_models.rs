@@ -166,14 +166,29 @@ impl NeuronModel for Lif {
                 *flag = needs_slow as u8;
                 *v = if needs_slow { *v } else { stepped };
             }
-            if flags.iter().all(|&f| f == 0) {
-                continue;
-            }
-            for (k, ((v, r), &current)) in vs.iter_mut().zip(rs.iter_mut()).zip(is).enumerate() {
-                if flags[k] != 0 {
-                    let j = current * inv_rheobase;
-                    self.step_one(v, r, j, dt, block * SOA_BLOCK + k, spikes_out);
+            let mut mask = flags
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (k, &f)| m | ((f as u64) << k));
+            while mask != 0 {
+                let k = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let (v, r) = (&mut vs[k], &mut rs[k]);
+                let j = is[k] * inv_rheobase;
+                let instance = block * SOA_BLOCK + k;
+                // The common slow case, one spike and no refractory period:
+                // after the reset at t_s = τ ln((J − v)/(J − 1)),
+                // v(dt) = J − J e^{−dt/τ} (J − v)/(J − 1): one logarithm.
+                if *r <= 0.0 && self.tau_ref == 0.0 && j > 1.0 && *v < 1.0 {
+                    let ratio = (j - *v) / (j - 1.0);
+                    let after = j - j * (1.0 + decay) * ratio;
+                    if after < LIF_FAST_LIMIT {
+                        spikes_out.push((instance, self.tau_rc * ratio.ln()));
+                        *v = after.max(min_voltage);
+                        continue;
+                    }
                 }
+                self.step_one(v, r, j, dt, instance, spikes_out);
             }
         }
         self.voltage = voltage;
@@ -419,13 +434,29 @@ impl NeuronModel for AnalyticMif {
                 *flag = needs_slow as u8;
                 *v = if needs_slow { *v } else { stepped };
             }
-            if flags.iter().all(|&f| f == 0) {
-                continue;
-            }
-            for (k, (v, &current)) in vs.iter_mut().zip(is).enumerate() {
-                if flags[k] != 0 {
-                    self.step_one(v, current, dt, block * SOA_BLOCK + k, spikes_out);
+            let mut mask = flags
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (k, &f)| m | ((f as u64) << k));
+            while mask != 0 {
+                let k = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let (v, current) = (&mut vs[k], is[k]);
+                let instance = block * SOA_BLOCK + k;
+                // The common slow case, one spike: after the reset at
+                // t_s = τ ln((V_inf − V)/(V_inf − V_th)),
+                // V(dt) = V_inf − (V_inf − V_reset) e^{−dt/τ} e^{t_s/τ}.
+                let v_inf = e_rest + r_off * current;
+                if v_inf > v_th && *v < v_th {
+                    let ratio = (v_inf - *v) / (v_inf - v_th);
+                    let after = v_inf - (v_inf - self.v_reset) * (1.0 + decay) * ratio;
+                    if after < limit {
+                        spikes_out.push((instance, self.tau() * ratio.ln()));
+                        *v = after;
+                        continue;
+                    }
                 }
+                self.step_one(v, current, dt, instance, spikes_out);
             }
         }
         self.voltage = voltage;
@@ -591,9 +622,9 @@ mod tests {
         }
     }
 
-    /// Mixed population (silent, near threshold, refractory, several spikes
-    /// per step): the vectorised fast path gives exactly what the scalar
-    /// exact update gives instance by instance.
+    /// Mixed population (silent, near threshold, several spikes per step):
+    /// the vectorised fast path and its one-spike shortcut give what the
+    /// scalar exact update gives instance by instance, up to rounding.
     #[test]
     fn fast_path_equals_the_scalar_exact_update() {
         let n = 300;
@@ -601,7 +632,9 @@ mod tests {
             .map(|i| (i as f64 * 0.37).sin().abs() * 40e-9)
             .collect();
         let dt = 1e-3;
-        let mut lif = Lif::new(n, 5e-3, 0.7e-3, 2e-9).unwrap();
+        // τ_ref = 0 takes the one-spike shortcut; the refractory case is
+        // covered by the rate tests above.
+        let mut lif = Lif::new(n, 5e-3, 0.0, 2e-9).unwrap();
         let mut mif = AnalyticMif::default_mif(n);
         let mut relu = SpikingRelu::new(n, 100e9, 1e-9).unwrap();
         let (mut lif_v, mut lif_r) = (vec![0.0; n], vec![0.0; n]);
@@ -618,8 +651,15 @@ mod tests {
                 let j = current * (1.0 / scalar.rheobase);
                 scalar.step_one(&mut lif_v[i], &mut lif_r[i], j, dt, i, &mut want);
             }
-            assert_eq!(got, want, "LIF");
-            assert_eq!(lif.membrane_voltages(), &lif_v[..]);
+            // The one-spike shortcut differs from `step_one` by rounding only.
+            assert_eq!(got.len(), want.len(), "LIF");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(g.0 == w.0 && (g.1 - w.1).abs() < 1e-15, "LIF {g:?} {w:?}");
+            }
+            for (g, w) in lif.membrane_voltages().iter().zip(&lif_v) {
+                assert!((g - w).abs() < 1e-12, "LIF {g} {w}");
+            }
+            lif_v.copy_from_slice(lif.membrane_voltages());
 
             got.clear();
             want.clear();
@@ -627,8 +667,14 @@ mod tests {
             for (i, &current) in inputs.iter().enumerate() {
                 mif.step_one(&mut mif_v[i], current, dt, i, &mut want);
             }
-            assert_eq!(got, want, "analytic MIF");
-            assert_eq!(mif.membrane_voltages(), &mif_v[..]);
+            assert_eq!(got.len(), want.len(), "analytic MIF");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(g.0 == w.0 && (g.1 - w.1).abs() < 1e-15, "MIF {g:?} {w:?}");
+            }
+            for (g, w) in mif.membrane_voltages().iter().zip(&mif_v) {
+                assert!((g - w).abs() < 1e-15, "MIF {g} {w}");
+            }
+            mif_v.copy_from_slice(mif.membrane_voltages());
 
             got.clear();
             want.clear();
