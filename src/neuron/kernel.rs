@@ -37,8 +37,8 @@
 //! steps have grown to `max_step`/100) is replayed from a table built by
 //! this same integrator, so a spike costs only its approach; measured on
 //! the 34k-neuron bench (one thread, RELTOL=1e-3): MIF 50.8 Newton
-//! iterations per neuron-step (88.7 without the map), 23 µs per
-//! neuron-step (33 µs without). What remains is the slow approach to the
+//! iterations per neuron-step (88.7 without the map), 17.6 µs per
+//! neuron-step (35.5 µs without). What remains is the slow approach to the
 //! fold, where the state x grows exponentially and its absolute tolerance
 //! (XTOL) holds the steps to microseconds, and a fixed overhead of about
 //! 0.5 µs per Newton iteration (dynamic device calls, dense LU, event and
