@@ -15,6 +15,18 @@
 
 use super::{check_advance_args, NeuronError, NeuronModel, RateModel};
 
+/// Instances per block of the vectorised fast path. A block with no
+/// instance on the slow path (spike, refractory) costs only the
+/// branch-free loop.
+const SOA_BLOCK: usize = 64;
+
+/// Relative margin below threshold under which the fast path trusts its
+/// no-spike verdict; closer calls go to the exact slow path.
+const FAST_MARGIN: f64 = 1e-12;
+
+/// The normalised LIF voltage at which the fast path hands over.
+const LIF_FAST_LIMIT: f64 = 1.0 - FAST_MARGIN;
+
 fn check_positive(name: &str, v: f64) -> Result<(), NeuronError> {
     if v > 0.0 && v.is_finite() {
         Ok(())
@@ -133,13 +145,51 @@ impl NeuronModel for Lif {
         check_advance_args(self.voltage.len(), dt, input_currents)?;
         let mut voltage = std::mem::take(&mut self.voltage);
         let mut refractory = std::mem::take(&mut self.refractory);
-        for (i, ((v, r), &current)) in voltage
-            .iter_mut()
-            .zip(refractory.iter_mut())
-            .zip(input_currents)
+        // Fast path, a branch-free loop the compiler vectorises: an
+        // instance that is not refractory and stays below threshold takes
+        // the exact exponential step. Any other lane keeps its old state
+        // and is redone, in instance order, by the exact `step_one`.
+        let decay = (-dt / self.tau_rc).exp_m1();
+        let inv_rheobase = 1.0 / self.rheobase;
+        let min_voltage = self.min_voltage;
+        for (block, ((vs, rs), is)) in voltage
+            .chunks_mut(SOA_BLOCK)
+            .zip(refractory.chunks_mut(SOA_BLOCK))
+            .zip(input_currents.chunks(SOA_BLOCK))
             .enumerate()
         {
-            self.step_one(v, r, current / self.rheobase, dt, i, spikes_out);
+            let mut flags = [0u8; SOA_BLOCK];
+            for (((v, r), &current), flag) in vs.iter_mut().zip(rs.iter()).zip(is).zip(&mut flags) {
+                let j = current * inv_rheobase;
+                let stepped = (*v - (j - *v) * decay).max(min_voltage);
+                let needs_slow = (*r > 0.0) | (stepped >= LIF_FAST_LIMIT);
+                *flag = needs_slow as u8;
+                *v = if needs_slow { *v } else { stepped };
+            }
+            let mut mask = flags
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (k, &f)| m | ((f as u64) << k));
+            while mask != 0 {
+                let k = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let (v, r) = (&mut vs[k], &mut rs[k]);
+                let j = is[k] * inv_rheobase;
+                let instance = block * SOA_BLOCK + k;
+                // The common slow case, one spike and no refractory period:
+                // after the reset at t_s = τ ln((J − v)/(J − 1)),
+                // v(dt) = J − J e^{−dt/τ} (J − v)/(J − 1): one logarithm.
+                if *r <= 0.0 && self.tau_ref == 0.0 && j > 1.0 && *v < 1.0 {
+                    let ratio = (j - *v) / (j - 1.0);
+                    let after = j - j * (1.0 + decay) * ratio;
+                    if after < LIF_FAST_LIMIT {
+                        spikes_out.push((instance, self.tau_rc * ratio.ln()));
+                        *v = after.max(min_voltage);
+                        continue;
+                    }
+                }
+                self.step_one(v, r, j, dt, instance, spikes_out);
+            }
         }
         self.voltage = voltage;
         self.refractory = refractory;
@@ -206,17 +256,39 @@ impl NeuronModel for SpikingRelu {
     ) -> Result<(), NeuronError> {
         check_advance_args(self.voltage.len(), dt, input_currents)?;
         let (gain, threshold) = (self.gain, self.threshold);
-        for (i, (v, &current)) in self.voltage.iter_mut().zip(input_currents).enumerate() {
-            let rate = gain * (current - threshold).max(0.0);
-            let v0 = *v;
-            *v += rate * dt;
-            let count = v.floor();
-            if count >= 1.0 {
-                // The k-th spike is where the linear ramp crosses k.
-                for k in 1..=count as u64 {
-                    spikes_out.push((i, (k as f64 - v0) / rate));
+        // Fast path (vectorised): lanes that do not reach 1 take the step;
+        // the others keep their old voltage and are redone below.
+        for (block, (vs, is)) in self
+            .voltage
+            .chunks_mut(SOA_BLOCK)
+            .zip(input_currents.chunks(SOA_BLOCK))
+            .enumerate()
+        {
+            let mut flags = [0u8; SOA_BLOCK];
+            for ((v, &current), flag) in vs.iter_mut().zip(is).zip(&mut flags) {
+                let stepped = *v + gain * (current - threshold).max(0.0) * dt;
+                let needs_slow = stepped >= 1.0;
+                *flag = needs_slow as u8;
+                *v = if needs_slow { *v } else { stepped };
+            }
+            if flags.iter().all(|&f| f == 0) {
+                continue;
+            }
+            for (k, (v, &current)) in vs.iter_mut().zip(is).enumerate() {
+                if flags[k] == 0 {
+                    continue;
                 }
-                *v -= count;
+                let rate = gain * (current - threshold).max(0.0);
+                let v0 = *v;
+                let stepped = v0 + rate * dt;
+                let count = stepped.floor();
+                if count >= 1.0 {
+                    // The k-th spike is where the linear ramp crosses k.
+                    for c in 1..=count as u64 {
+                        spikes_out.push((block * SOA_BLOCK + k, (c as f64 - v0) / rate));
+                    }
+                    *v = stepped - count;
+                }
             }
         }
         Ok(())
@@ -343,8 +415,49 @@ impl NeuronModel for AnalyticMif {
     ) -> Result<(), NeuronError> {
         check_advance_args(self.voltage.len(), dt, input_currents)?;
         let mut voltage = std::mem::take(&mut self.voltage);
-        for (i, (v, &current)) in voltage.iter_mut().zip(input_currents).enumerate() {
-            self.step_one(v, current, dt, i, spikes_out);
+        // Fast path (vectorised): an instance that stays below threshold
+        // (with a relative margin, so that the exact crossing test of
+        // `step_one` decides every close call) takes the exact step.
+        let decay = (-dt / self.tau()).exp_m1();
+        let (e_rest, r_off, v_th) = (self.e_rest, self.r_off, self.v_th);
+        let limit = v_th - FAST_MARGIN * (v_th.abs() + (v_th - self.v_reset).abs());
+        for (block, (vs, is)) in voltage
+            .chunks_mut(SOA_BLOCK)
+            .zip(input_currents.chunks(SOA_BLOCK))
+            .enumerate()
+        {
+            let mut flags = [0u8; SOA_BLOCK];
+            for ((v, &current), flag) in vs.iter_mut().zip(is).zip(&mut flags) {
+                let v_inf = e_rest + r_off * current;
+                let stepped = *v - (v_inf - *v) * decay;
+                let needs_slow = (stepped >= limit) | (*v >= limit);
+                *flag = needs_slow as u8;
+                *v = if needs_slow { *v } else { stepped };
+            }
+            let mut mask = flags
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (k, &f)| m | ((f as u64) << k));
+            while mask != 0 {
+                let k = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let (v, current) = (&mut vs[k], is[k]);
+                let instance = block * SOA_BLOCK + k;
+                // The common slow case, one spike: after the reset at
+                // t_s = τ ln((V_inf − V)/(V_inf − V_th)),
+                // V(dt) = V_inf − (V_inf − V_reset) e^{−dt/τ} e^{t_s/τ}.
+                let v_inf = e_rest + r_off * current;
+                if v_inf > v_th && *v < v_th {
+                    let ratio = (v_inf - *v) / (v_inf - v_th);
+                    let after = v_inf - (v_inf - self.v_reset) * (1.0 + decay) * ratio;
+                    if after < limit {
+                        spikes_out.push((instance, self.tau() * ratio.ln()));
+                        *v = after;
+                        continue;
+                    }
+                }
+                self.step_one(v, current, dt, instance, spikes_out);
+            }
         }
         self.voltage = voltage;
         Ok(())
@@ -507,6 +620,79 @@ mod tests {
                 "{current}: {r} vs {table}"
             );
         }
+    }
+
+    /// Mixed population (silent, near threshold, several spikes per step):
+    /// the vectorised fast path and its one-spike shortcut give what the
+    /// scalar exact update gives instance by instance, up to rounding.
+    #[test]
+    fn fast_path_equals_the_scalar_exact_update() {
+        let n = 300;
+        let inputs: Vec<f64> = (0..n)
+            .map(|i| (i as f64 * 0.37).sin().abs() * 40e-9)
+            .collect();
+        let dt = 1e-3;
+        // τ_ref = 0 takes the one-spike shortcut; the refractory case is
+        // covered by the rate tests above.
+        let mut lif = Lif::new(n, 5e-3, 0.0, 2e-9).unwrap();
+        let mut mif = AnalyticMif::default_mif(n);
+        let mut relu = SpikingRelu::new(n, 100e9, 1e-9).unwrap();
+        let (mut lif_v, mut lif_r) = (vec![0.0; n], vec![0.0; n]);
+        let mut mif_v = vec![mif.e_rest; n];
+        let mut relu_v = vec![0.0; n];
+        let mut got = Vec::new();
+        let mut want = Vec::new();
+        for _ in 0..200 {
+            got.clear();
+            want.clear();
+            lif.advance(dt, &inputs, &mut got).unwrap();
+            let scalar = lif.clone();
+            for (i, &current) in inputs.iter().enumerate() {
+                let j = current * (1.0 / scalar.rheobase);
+                scalar.step_one(&mut lif_v[i], &mut lif_r[i], j, dt, i, &mut want);
+            }
+            // The one-spike shortcut differs from `step_one` by rounding only.
+            assert_eq!(got.len(), want.len(), "LIF");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(g.0 == w.0 && (g.1 - w.1).abs() < 1e-15, "LIF {g:?} {w:?}");
+            }
+            for (g, w) in lif.membrane_voltages().iter().zip(&lif_v) {
+                assert!((g - w).abs() < 1e-12, "LIF {g} {w}");
+            }
+            lif_v.copy_from_slice(lif.membrane_voltages());
+
+            got.clear();
+            want.clear();
+            mif.advance(dt, &inputs, &mut got).unwrap();
+            for (i, &current) in inputs.iter().enumerate() {
+                mif.step_one(&mut mif_v[i], current, dt, i, &mut want);
+            }
+            assert_eq!(got.len(), want.len(), "analytic MIF");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(g.0 == w.0 && (g.1 - w.1).abs() < 1e-15, "MIF {g:?} {w:?}");
+            }
+            for (g, w) in mif.membrane_voltages().iter().zip(&mif_v) {
+                assert!((g - w).abs() < 1e-15, "MIF {g} {w}");
+            }
+            mif_v.copy_from_slice(mif.membrane_voltages());
+
+            got.clear();
+            want.clear();
+            relu.advance(dt, &inputs, &mut got).unwrap();
+            for (i, &current) in inputs.iter().enumerate() {
+                let rate = relu.gain * (current - relu.threshold).max(0.0);
+                let v0 = relu_v[i];
+                relu_v[i] += rate * dt;
+                let count = relu_v[i].floor();
+                for c in 1..=count as u64 {
+                    want.push((i, (c as f64 - v0) / rate));
+                }
+                relu_v[i] -= count;
+            }
+            assert_eq!(got, want, "IF");
+            assert_eq!(relu.membrane_voltages(), &relu_v[..]);
+        }
+        assert!(want.len() > 10);
     }
 
     #[test]

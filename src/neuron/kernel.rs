@@ -27,10 +27,22 @@
 //! instance is what lets parameters differ between instances.
 //!
 //! Cost: an instance at rest under a constant input takes one step (one
-//! Newton iteration for linear regimes) per network step. A MIF spike
-//! costs about 170 accepted and 50 rejected steps (about 560 Newton
-//! iterations at RELTOL=1e-3), because the memristor's 1 µs switching and
-//! the 20 µs discharge are resolved to the truncation-error tolerance.
+//! Newton iteration for linear regimes) per network step. Integrated step
+//! by step, a MIF spike costs about 170 accepted and 50 rejected steps
+//! (about 560 Newton iterations at RELTOL=1e-3), because the memristor's
+//! 1 µs switching and the 20 µs discharge are resolved to the
+//! truncation-error tolerance. With the [`SpikeMap`] (on by default for
+//! `.SPIKE ... MEMRISTOR=` rules) the part of a spike from 0.6 × the
+//! `.SPIKE` level on (switch-on, discharge, switch-off, up to where the
+//! steps have grown to `max_step`/100) is replayed from a table built by
+//! this same integrator, so a spike costs only its approach; measured on
+//! the 34k-neuron bench (one thread, RELTOL=1e-3): MIF 50.8 Newton
+//! iterations per neuron-step (88.7 without the map), 17.6 µs per
+//! neuron-step (35.5 µs without). What remains is the slow approach to the
+//! fold, where the state x grows exponentially and its absolute tolerance
+//! (XTOL) holds the steps to microseconds, and a fixed overhead of about
+//! 0.5 µs per Newton iteration (dynamic device calls, dense LU, event and
+//! breakpoint queries); `KernelStats` counts both kinds of transients.
 //!
 //! Work is split into fixed chunks of instances run over rayon; each chunk
 //! owns its scratch space, so the step loop does not allocate and the
@@ -68,6 +80,19 @@ pub struct NeuronOptions {
     /// default they are dropped: the `.NEURON` input replaces the
     /// netlist's own stand-alone drive (`Iin 0 mem DC {iin}`).
     pub keep_input_sources: bool,
+    /// Replay spike transients from a table ("spike map") instead of
+    /// integrating them: see [`SpikeMap`]. Only for `.SPIKE ... MEMRISTOR=`
+    /// rules (state crossings); other rules ignore it.
+    pub spike_map: bool,
+    /// Relative spacing of the spike map's input grid: cells at
+    /// I_k = (1 + ρ)^k, interpolated linearly in between.
+    pub spike_map_spacing: f64,
+    /// Where a replayed transient starts, as a fraction (0, 1) of the
+    /// `.SPIKE` level: the state signal's upward crossing of
+    /// `fraction × level`. Below the level, so that the replay also skips
+    /// the switch-on; high enough that the start is past the memristor's
+    /// fold (about 0.014 for the TSM), so the spike is committed.
+    pub spike_map_entry: f64,
 }
 
 impl NeuronOptions {
@@ -88,6 +113,9 @@ impl NeuronOptions {
             event_tol: 1e-9,
             chunk_size: 64,
             keep_input_sources: false,
+            spike_map: true,
+            spike_map_spacing: 1e-3,
+            spike_map_entry: 0.6,
         }
     }
 
@@ -101,6 +129,7 @@ impl NeuronOptions {
             ("max_step", self.max_step),
             ("min_step", self.min_step),
             ("event_tol", self.event_tol),
+            ("spike_map_spacing", self.spike_map_spacing),
         ];
         for (name, v) in positive {
             if !(v > 0.0 && v.is_finite()) {
@@ -113,6 +142,12 @@ impl NeuronOptions {
             return Err(NeuronError::InvalidOptions(format!(
                 "min_step ({}) must be below max_step ({})",
                 self.min_step, self.max_step
+            )));
+        }
+        if !(self.spike_map_entry > 0.0 && self.spike_map_entry < 1.0) {
+            return Err(NeuronError::InvalidOptions(format!(
+                "spike_map_entry must be in (0, 1), got {}",
+                self.spike_map_entry
             )));
         }
         if self.max_newton_iterations == 0 || self.chunk_size == 0 {
@@ -177,6 +212,10 @@ struct Plan {
     /// Node voltages get gmin during the operating point.
     is_voltage: Vec<bool>,
     linear: bool,
+    /// The spike rule watches states, so transients can be replayed.
+    map_rule: bool,
+    /// Signal level where a replayed transient starts.
+    entry_level: f64,
     opts: NeuronOptions,
     /// Record layout (offsets into one instance's f64 record).
     stride: usize,
@@ -230,6 +269,10 @@ pub struct KernelStats {
     pub accepted_steps: u64,
     pub rejected_steps: u64,
     pub newton_iterations: u64,
+    /// Spike transients replayed from the spike map.
+    pub mapped_transients: u64,
+    /// Spike transients integrated step by step (no usable map cell).
+    pub integrated_transients: u64,
 }
 
 impl std::ops::AddAssign for KernelStats {
@@ -237,6 +280,8 @@ impl std::ops::AddAssign for KernelStats {
         self.accepted_steps += o.accepted_steps;
         self.rejected_steps += o.rejected_steps;
         self.newton_iterations += o.newton_iterations;
+        self.mapped_transients += o.mapped_transients;
+        self.integrated_transients += o.integrated_transients;
     }
 }
 
@@ -258,6 +303,13 @@ struct Scratch {
     g_new: Vec<f64>,
     spikes: Vec<(usize, f64)>,
     error: Option<NeuronError>,
+    /// Spike-map cells that instances of this chunk wanted and did not find.
+    missing_cells: Vec<i64>,
+    capture: Capture,
+    /// State at a located spike crossing, and map outputs.
+    entry: Vec<f64>,
+    exit: Vec<f64>,
+    other: Vec<f64>,
 }
 
 impl Scratch {
@@ -276,6 +328,353 @@ impl Scratch {
             g_new: vec![0.0; events],
             spikes: Vec::with_capacity(64),
             error: None,
+            missing_cells: Vec::new(),
+            capture: Capture::Off,
+            entry: vec![0.0; n],
+            exit: vec![0.0; n],
+            other: vec![0.0; n],
+        }
+    }
+}
+
+/// What `advance_instance` records while it builds a spike-map cell.
+enum Capture {
+    Off,
+    /// Stop at the first located spike crossing; keep the state there.
+    Entry(Option<Vec<f64>>),
+    /// Record every accepted point after the entry.
+    Trace(Trace),
+}
+
+struct Trace {
+    /// Time of the spike (crossing of the `.SPIKE` level) since the entry.
+    spike: Option<f64>,
+    t_limit: f64,
+    /// A spike or device event inside the transient: no cell.
+    failed: bool,
+}
+
+/// Replayed spike transients (the "spike map").
+///
+/// A spike of a memristive neuron is a fast transient (the device snaps
+/// on, discharges the membrane, snaps off: about 50 µs for the MIF) that
+/// the adaptive integrator resolves with ~200 steps. Under a constant input
+/// the transient is a deterministic function of the state where it starts.
+/// The engine locates that start, the upward crossing of the `.SPIKE`
+/// level (the spike time itself), to within `event_tol`. There the fast
+/// variables sit on the trajectory that leaves the fold, so the entry
+/// state is, to integration accuracy, a function of the input current
+/// alone.
+///
+/// Each cell holds, for one input I_k = (1 + ρ)^k, the entry state and the
+/// transient integrated by this engine itself (same tolerances, same
+/// device code) from there until its accepted steps have grown to
+/// `max_step`/100 (the fast dynamics are over), and as long again. A spike
+/// at input I between two cells is replayed: the exit time is the later of
+/// the two cells' exits, the state there is interpolated linearly in
+/// ln I, and the integrator restarts from it. Replay is refused and the
+/// transient integrated when
+/// - a neighbouring cell is not built yet (it is built after the step, for
+///   later spikes),
+/// - the entry state differs from the cells' by more than
+///   `ENTRY_TOLERANCE` local tolerances (another history, e.g. a MIF2 that
+///   spikes again while its reset memristor is still partly on),
+/// - the two cells' exit states differ by more than `CELL_GATE` local
+///   tolerances (a steep place in the input, near the rheobase),
+/// - or the transient would not end within the current network step (the
+///   input may change at the step boundary).
+pub struct SpikeMap {
+    log_spacing: f64,
+    cells: std::collections::HashMap<i64, Option<MapCell>>,
+}
+
+/// The transients of one input: from rest, then the following ones.
+struct MapCell {
+    variants: Vec<Variant>,
+}
+
+struct Variant {
+    entry: Vec<f64>,
+    /// Spike time since the entry (s).
+    spike: f64,
+    times: Vec<f64>,
+    states: Vec<f64>,
+    t_exit: f64,
+    h_exit: f64,
+}
+
+/// Entry states may differ from the map's by this many local tolerances
+/// (atol + reltol·|x|).
+const ENTRY_TOLERANCE: f64 = 5.0;
+/// Neighbouring cells' exit states may differ by this many local tolerances.
+const CELL_GATE: f64 = 1000.0;
+/// Most transients recorded per cell.
+const MAX_VARIANTS: usize = 4;
+/// Longest simulated search for a cell's entry from the initial state (s).
+const CELL_SEARCH_S: f64 = 2.0;
+/// Spacing of the recorded points of a cell's transient (s).
+const CELL_WINDOW_S: f64 = 10e-6;
+/// Longest transient a cell may hold (s).
+const CELL_TRANSIENT_S: f64 = 10e-3;
+
+impl Variant {
+    /// The state at time t since entry, a recorded point.
+    fn state_at(&self, t: f64, out: &mut [f64]) -> bool {
+        let n = out.len();
+        let k = self
+            .times
+            .partition_point(|&x| x < t - 1e-3 * CELL_WINDOW_S);
+        if k >= self.times.len() || (self.times[k] - t).abs() > 1e-3 * CELL_WINDOW_S {
+            return false;
+        }
+        out.copy_from_slice(&self.states[k * n..(k + 1) * n]);
+        true
+    }
+}
+
+/// The result of a map lookup.
+enum Lookup {
+    /// (transient duration, spike time since entry, step to continue
+    /// with); the exit state is in the output buffer.
+    Replay(f64, f64, f64),
+    Refused,
+    /// These cells must be built first.
+    Missing(i64, i64),
+}
+
+impl SpikeMap {
+    fn new(spacing: f64) -> Self {
+        SpikeMap {
+            log_spacing: spacing.ln_1p(),
+            cells: Default::default(),
+        }
+    }
+
+    fn input_of(&self, key: i64) -> f64 {
+        (key as f64 * self.log_spacing).exp()
+    }
+
+    fn lookup(
+        &self,
+        plan: &Plan,
+        input: f64,
+        entry: &[f64],
+        exit: &mut [f64],
+        other: &mut [f64],
+    ) -> Lookup {
+        if !(input > 0.0) {
+            return Lookup::Refused;
+        }
+        let u = input.ln() / self.log_spacing;
+        let k = u.floor();
+        let w = u - k;
+        let k = k as i64;
+        let (c0, c1) = match (self.cells.get(&k), self.cells.get(&(k + 1))) {
+            (Some(Some(a)), Some(Some(b))) => (a, b),
+            (Some(_), Some(_)) => return Lookup::Refused,
+            _ => return Lookup::Missing(k, k + 1),
+        };
+        let tol = |i: usize, x: f64| plan.atol[i] + plan.opts.reltol * x.abs();
+        let fits = |(c0, c1): &(&Variant, &Variant)| {
+            (0..plan.n).all(|i| {
+                let e = c0.entry[i] + w * (c1.entry[i] - c0.entry[i]);
+                (entry[i] - e).abs() <= ENTRY_TOLERANCE * tol(i, e)
+            })
+        };
+        let Some((c0, c1)) = c0.variants.iter().zip(&c1.variants).find(fits) else {
+            return Lookup::Refused;
+        };
+        let t = c0.t_exit.max(c1.t_exit);
+        if !(c0.state_at(t, exit) && c1.state_at(t, other)) {
+            return Lookup::Refused;
+        }
+        for i in 0..plan.n {
+            if (exit[i] - other[i]).abs() > CELL_GATE * tol(i, exit[i]) {
+                return Lookup::Refused;
+            }
+            exit[i] += w * (other[i] - exit[i]);
+        }
+        let spike = c0.spike + w * (c1.spike - c0.spike);
+        Lookup::Replay(t, spike, c0.h_exit.min(c1.h_exit))
+    }
+}
+
+/// Build one cell: run the circuit from its initial state at `input` to
+/// its first transient and record it; then go on to the next transients
+/// (later spikes start from other states, e.g. with a reset memristor
+/// still partly on) until the entry state repeats (the periodic orbit) or
+/// `MAX_VARIANTS` are recorded.
+fn build_cell(
+    plan: &Plan,
+    names: &[String],
+    template: &[Box<dyn Device>],
+    initial_record: &[f64],
+    initial_control: &Control,
+    input: f64,
+) -> Option<MapCell> {
+    let n = plan.n;
+    let mut devs: Vec<Box<dyn Device>> = template.iter().map(|d| d.boxed_clone()).collect();
+    let mut record = initial_record.to_vec();
+    let mut ctl = *initial_control;
+    let mut s = Scratch::new(n, plan.event_slots.len());
+    let mut variants: Vec<Variant> = Vec::new();
+    while variants.len() < MAX_VARIANTS {
+        let Some(entry) =
+            search_entry(plan, names, &mut devs, &mut record, &mut ctl, &mut s, input)
+        else {
+            break;
+        };
+        if let Some(last) = variants.last() {
+            if entries_match(plan, &last.entry, &entry) {
+                break;
+            }
+        }
+        match trace_from(
+            plan,
+            names,
+            &mut devs,
+            &mut record,
+            &mut ctl,
+            &mut s,
+            input,
+            entry,
+        ) {
+            Some(v) => variants.push(v),
+            None => break,
+        }
+    }
+    (!variants.is_empty()).then_some(MapCell { variants })
+}
+
+/// Two entry states are the same to within `ENTRY_TOLERANCE`.
+fn entries_match(plan: &Plan, a: &[f64], b: &[f64]) -> bool {
+    (0..plan.n).all(|i| {
+        (a[i] - b[i]).abs() <= ENTRY_TOLERANCE * (plan.atol[i] + plan.opts.reltol * b[i].abs())
+    })
+}
+
+/// Integrate from the current record to the next located entry.
+fn search_entry(
+    plan: &Plan,
+    names: &[String],
+    devs: &mut [Box<dyn Device>],
+    record: &mut [f64],
+    ctl: &mut Control,
+    s: &mut Scratch,
+    input: f64,
+) -> Option<Vec<f64>> {
+    s.capture = Capture::Entry(None);
+    let window = 1e-3;
+    let mut t0 = 0.0;
+    let mut v = 0.0;
+    loop {
+        if t0 > CELL_SEARCH_S {
+            return None;
+        }
+        advance_instance(
+            plan, names, devs, record, ctl, &mut v, s, input, t0, window, 0, None,
+        )
+        .ok()?;
+        if let Capture::Entry(Some(e)) = &mut s.capture {
+            return Some(std::mem::take(e));
+        }
+        t0 += window;
+    }
+}
+
+/// Record the transient from `entry` (see [`SpikeMap`]).
+#[allow(clippy::too_many_arguments)]
+fn trace_from(
+    plan: &Plan,
+    names: &[String],
+    devs: &mut [Box<dyn Device>],
+    record: &mut [f64],
+    ctl: &mut Control,
+    s: &mut Scratch,
+    input: f64,
+    entry: Vec<f64>,
+) -> Option<Variant> {
+    let n = plan.n;
+    let mut v = 0.0;
+    // Restart from the entry state at time 0.
+    record[..n].copy_from_slice(&entry);
+    evaluate(devs, &entry, 0.0, &mut s.work);
+    {
+        let mut rec = Record {
+            plan,
+            r: &mut *record,
+        };
+        rec.restart(&mut ctl.hist_len, &s.work.q);
+        let ot = plan.off_t();
+        rec.r[ot] = 0.0;
+        let og = plan.off_g();
+        let e = plan.event_slots.len();
+        let (xs, rest) = rec.r.split_at_mut(og);
+        indicators(plan, devs, &xs[..n], &mut rest[..e]);
+    }
+    ctl.order = 1;
+    // The first step after a restart has no error estimate: keep it tiny.
+    ctl.h_want = plan.opts.event_tol;
+    s.capture = Capture::Trace(Trace {
+        spike: None,
+        t_limit: CELL_TRANSIENT_S,
+        failed: false,
+    });
+    // The transient is recorded at the ends of windows of CELL_WINDOW_S,
+    // where the integrator lands exactly: replay then needs no
+    // interpolation in time.
+    let h_exit = plan.opts.max_step * 1e-2;
+    let mut times = vec![0.0];
+    let mut states = entry.clone();
+    let mut exit: Option<(f64, f64)> = None;
+    let mut t0 = 0.0;
+    loop {
+        advance_instance(
+            plan,
+            names,
+            devs,
+            record,
+            ctl,
+            &mut v,
+            s,
+            input,
+            t0,
+            CELL_WINDOW_S,
+            0,
+            None,
+        )
+        .ok()?;
+        if let Capture::Trace(Trace { failed: true, .. }) = s.capture {
+            return None;
+        }
+        t0 += CELL_WINDOW_S;
+        times.push(t0);
+        states.extend_from_slice(&record[..n]);
+        match exit {
+            None if ctl.h_want >= h_exit => exit = Some((t0, ctl.h_want.min(CELL_WINDOW_S))),
+            Some((t_exit, h)) if t0 >= 1.5 * t_exit + 2.0 * CELL_WINDOW_S => {
+                let Capture::Trace(Trace {
+                    spike: Some(spike), ..
+                }) = s.capture
+                else {
+                    return None;
+                };
+                if spike > t_exit {
+                    return None;
+                }
+                return Some(Variant {
+                    spike,
+                    entry,
+                    times,
+                    states,
+                    t_exit,
+                    h_exit: h,
+                });
+            }
+            _ => {}
+        }
+        if t0 > CELL_TRANSIENT_S {
+            return None;
         }
     }
 }
@@ -652,8 +1051,12 @@ fn advance_instance(
     t0: f64,
     dt: f64,
     instance: usize,
+    map: Option<&SpikeMap>,
 ) -> Result<(), NeuronError> {
     let o = &plan.opts;
+    // Spike crossings are located like device events when a transient may
+    // start there (replay or map building).
+    let locate_spikes = plan.map_rule && (map.is_some() || !matches!(s.capture, Capture::Off));
     let hmin = o.min_step;
     let mut rec = Record { plan, r: record };
     let fail = |t: f64, h: f64, detail: String| NeuronError::StepFailed {
@@ -771,6 +1174,25 @@ fn advance_instance(
                 continue;
             }
         }
+        let (signal_before, signal_after) =
+            (plan.spike.signal(rec.x(0)), plan.spike.signal(&s.x_new));
+        let crossing = |level: f64| match (signal_before, signal_after) {
+            (Some((a, _)), Some((b, _))) if a < level && b >= level => Some((level - a) / (b - a)),
+            _ => None,
+        };
+        let spike_theta = signal_before.and_then(|(_, level)| crossing(level));
+        let tracing = matches!(s.capture, Capture::Trace(_));
+        let entry_theta = match (locate_spikes, tracing, event) {
+            (true, false, None) => crossing(plan.entry_level),
+            _ => None,
+        };
+        if let Some(theta) = entry_theta {
+            if (1.0 - theta) * h > o.event_tol {
+                ctl.stats.rejected_steps += 1;
+                forced = Some(theta * h + 0.5 * o.event_tol);
+                continue;
+            }
+        }
 
         // Accept.
         ctl.stats.accepted_steps += 1;
@@ -778,16 +1200,65 @@ fn advance_instance(
             s.c[i] += alpha * s.work.q[i];
         }
         rec.qdot_mut().copy_from_slice(&s.c);
-        if let (Some((a, level)), Some((b, _))) =
-            (plan.spike.signal(rec.x(0)), plan.spike.signal(&s.x_new))
-        {
-            if a < level && b >= level {
-                s.spikes.push((instance, t + h * (level - a) / (b - a)));
-            }
+        if let Some(theta) = spike_theta {
+            s.spikes.push((instance, t + h * theta));
         }
         rec.push(&mut ctl.hist_len, t_new, &s.x_new, &s.work.q);
         t = t_new;
         let mut restart = false;
+
+        if let Capture::Trace(trace) = &mut s.capture {
+            if let Some(theta) = spike_theta {
+                if trace.spike.is_some() {
+                    trace.failed = true;
+                    return Ok(());
+                }
+                trace.spike = Some(t0 + t - h + theta * h);
+            }
+            if event.is_some() || t0 + t > trace.t_limit {
+                trace.failed = true;
+                return Ok(());
+            }
+        }
+        if let Some(theta) = entry_theta {
+            // A transient starts here: the state at the crossing.
+            let (n, t_entry) = (plan.n, t - h + theta * h);
+            for i in 0..n {
+                let (a, b) = (rec.x(1)[i], rec.x(0)[i]);
+                s.entry[i] = a + theta * (b - a);
+            }
+            if let Capture::Entry(slot) = &mut s.capture {
+                *slot = Some(s.entry.clone());
+                return Ok(());
+            }
+            if let (Some(map), None) = (map, spike_theta) {
+                match map.lookup(plan, input, &s.entry, &mut s.exit, &mut s.other) {
+                    Lookup::Replay(duration, spike_at, h_next)
+                        if t_entry + duration <= dt - hmin =>
+                    {
+                        ctl.stats.mapped_transients += 1;
+                        s.spikes.push((instance, t_entry + spike_at));
+                        t = t_entry + duration;
+                        evaluate(devs, &s.exit, t0 + t, &mut s.work);
+                        rec.push(&mut ctl.hist_len, t, &s.exit, &s.work.q);
+                        rec.restart(&mut ctl.hist_len, &s.work.q);
+                        ctl.order = 1;
+                        // The first step after a restart has no error estimate.
+                        ctl.h_want = 0.1 * h_next;
+                        let og = plan.off_g();
+                        let e = plan.event_slots.len();
+                        let (xs, rest) = rec.r.split_at_mut(og);
+                        indicators(plan, devs, &xs[..n], &mut rest[..e]);
+                        continue;
+                    }
+                    Lookup::Missing(a, b) => {
+                        ctl.stats.integrated_transients += 1;
+                        s.missing_cells.extend([a, b]);
+                    }
+                    _ => ctl.stats.integrated_transients += 1,
+                }
+            }
+        }
 
         if let Some((e, theta)) = event {
             let (d, k) = plan.event_slots[e];
@@ -870,6 +1341,9 @@ pub struct NeuronKernel {
     /// Simulated time (s).
     time: f64,
     len: usize,
+    /// One device set at the initial state, for building map cells.
+    template: Vec<Box<dyn Device>>,
+    spike_map: Option<SpikeMap>,
 }
 
 impl std::fmt::Debug for NeuronKernel {
@@ -965,6 +1439,11 @@ impl NeuronKernel {
             .collect();
         let names: Vec<String> = (0..nu).map(|i| circuit.describe_unknown(i)).collect();
         let e = event_slots.len();
+        let map_rule = matches!(spike_rule, SpikeRule::States { .. });
+        let spike_rule_level = match &spike_rule {
+            SpikeRule::States { level, .. } => Some(*level),
+            _ => None,
+        };
         let mut plan = Plan {
             n: nu,
             input: neuron.input,
@@ -980,6 +1459,11 @@ impl NeuronKernel {
                 .map(|u| u.kind == UnknownKind::Voltage)
                 .collect(),
             linear: template.iter().all(|d| d.is_linear()),
+            map_rule,
+            entry_level: match &spike_rule_level {
+                Some(level) => level * opts.spike_map_entry,
+                None => f64::INFINITY,
+            },
             opts,
             stride: 7 * nu + 3 + e,
         };
@@ -1072,6 +1556,9 @@ impl NeuronKernel {
             scratch: (0..chunks).map(|_| Scratch::new(nu, e)).collect(),
             time: 0.0,
             len: n,
+            spike_map: (plan.map_rule && plan.opts.spike_map)
+                .then(|| SpikeMap::new(plan.opts.spike_map_spacing)),
+            template,
             plan,
         })
     }
@@ -1116,6 +1603,14 @@ impl NeuronKernel {
         &self.records[s..s + self.plan.n]
     }
 
+    /// Like [`NeuronKernel::reset`], but keep the spike-map cells built so
+    /// far (they depend only on the netlist and the input, not on the run).
+    pub fn reset_keeping_map(&mut self) {
+        let map = self.spike_map.take();
+        self.reset();
+        self.spike_map = map;
+    }
+
     /// Return every instance to the initial state, time 0.
     pub fn reset(&mut self) {
         for d in self.devices.iter_mut() {
@@ -1125,6 +1620,10 @@ impl NeuronKernel {
             r.copy_from_slice(&self.initial_record);
         }
         self.controls.fill(self.initial_control);
+        // A fresh map, so that a rerun replays exactly what the first run did.
+        if let Some(map) = &mut self.spike_map {
+            map.cells.clear();
+        }
         let v0 = self.initial_record[self.plan.membrane];
         self.v_mem.fill(v0);
         self.time = 0.0;
@@ -1143,6 +1642,7 @@ impl NeuronKernel {
         let cs = plan.opts.chunk_size;
         let (d, stride) = (plan.devices_per_instance, plan.stride);
         let t0 = self.time;
+        let map = self.spike_map.as_ref();
         self.devices
             .par_chunks_mut((cs * d).max(1))
             .zip(self.records.par_chunks_mut(cs * stride))
@@ -1154,6 +1654,7 @@ impl NeuronKernel {
             .for_each(|(ci, (((((devs, recs), ctls), vs), s), inputs))| {
                 s.spikes.clear();
                 s.error = None;
+                s.missing_cells.clear();
                 for (j, &input) in inputs.iter().enumerate() {
                     let r = advance_instance(
                         plan,
@@ -1167,6 +1668,7 @@ impl NeuronKernel {
                         t0,
                         dt,
                         ci * cs + j,
+                        map,
                     );
                     if let Err(e) = r {
                         s.error = Some(e);
@@ -1181,7 +1683,40 @@ impl NeuronKernel {
             spikes_out.extend_from_slice(&s.spikes);
         }
         self.time += dt;
+        self.build_missing_cells();
         Ok(())
+    }
+
+    /// Build the spike-map cells that this step's spikes asked for (in
+    /// parallel, each independent of the others and of the thread count).
+    fn build_missing_cells(&mut self) {
+        let Some(map) = &mut self.spike_map else {
+            return;
+        };
+        let mut keys: Vec<i64> = self
+            .scratch
+            .iter()
+            .flat_map(|s| s.missing_cells.iter().copied())
+            .filter(|k| !map.cells.contains_key(k))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return;
+        }
+        let (plan, names, template) = (&self.plan, &self.names, &self.template);
+        let (record, control) = (&self.initial_record, &self.initial_control);
+        let inputs: Vec<f64> = keys.iter().map(|&k| map.input_of(k)).collect();
+        let cells: Vec<Option<MapCell>> = inputs
+            .par_iter()
+            .map(|&input| build_cell(plan, names, template, record, control, input))
+            .collect();
+        map.cells.extend(keys.into_iter().zip(cells));
+    }
+
+    /// Number of spike-map cells built so far (valid or refused).
+    pub fn spike_map_cells(&self) -> usize {
+        self.spike_map.as_ref().map_or(0, |m| m.cells.len())
     }
 }
 

@@ -4,9 +4,13 @@
 //! - [`NeuronKernel`] (`kernel`): the batched circuit engine. It compiles a
 //!   [`Circuit`](crate::circuit::Circuit) that has `.SPIKE` and
 //!   `.NEURON INPUT=node` into N independent dense MNA systems, each with
-//!   its own adaptive time step, and runs them over rayon.
+//!   its own adaptive time step, and runs them over rayon. Spike
+//!   transients of memristive neurons are replayed from a per-input table
+//!   built by the same integrator ([`kernel::SpikeMap`]).
 //! - [`abstract_models`]: Nengo-style LIF, spiking ReLU (IF) and the
-//!   analytic MIF of thesis eq. 1.5, with exact updates and analytic rates.
+//!   analytic MIF of thesis eq. 1.5, with exact updates and analytic rates,
+//!   stepped by a branch-free structure-of-arrays loop with the exact
+//!   scalar update as the slow path for spikes and refractory instances.
 //! - [`rate`]: steady-state f–I curves measured with the batched engine.
 //!
 //! Every neuron type implements [`NeuronModel`] (the *step* view); the
