@@ -16,6 +16,7 @@
 
 use circsnn::circuit::elaborate;
 use circsnn::netlist::parse_str;
+use circsnn::neuron::workload::heterogeneous_inputs;
 use circsnn::neuron::{AnalyticMif, Lif, NeuronKernel, NeuronModel, NeuronOptions, SpikingRelu};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
@@ -32,27 +33,6 @@ const WARMUP_STEPS: usize = 20;
 const LIF_CIR: &str = "* lif\nIin 0 mem DC 0\nCm  mem 0 0.2n IC=-70m\nRm  mem rest 10meg\nVL  rest 0 DC -70m\nYRESET R1 mem rest rst\n.MODEL rst NRESET VTH=20m VRESET=0 TREF=0\n.SPIKE mem RESET=R1\n.NEURON INPUT=mem\n{options}.TRAN 10u 1 UIC\n.END\n";
 const MIF: &str = "* mif\nIin 0 mem DC 0\nCm  mem 0 0.2n IC=-70m\nVrest rest 0 DC -70m\nYMEMRISTOR M1 mem rest tsm1 X0=0\n.MODEL tsm1 MEMRISTOR LEVEL=101 RON=100k ROFF=10meg VON=20m VOFF=2m TON=1u TOFF=1u VS=0.25m P=4\n.SPIKE mem MEMRISTOR=M1 LEVEL=0.5\n.NEURON INPUT=mem\n{options}.TRAN 10u 1 UIC\n.END\n";
 const MIF2: &str = "* mif2\nIin 0 mem DC 0\nCm  mem 0 0.2n IC=-70m\nVrest  rest 0 DC -70m\nVreset rst  0 DC -80m\nYMEMRISTOR M1 mem rest tsm1 X0=0\nYMEMRISTOR M2 mem rst  tsm2 X0=0\n.MODEL tsm1 MEMRISTOR LEVEL=101 RON=100k ROFF=10meg VON=20m   VOFF=2m TON=1u TOFF=1u VS=0.25m P=4\n.MODEL tsm2 MEMRISTOR LEVEL=101 RON=100k ROFF=1g    VON=29.5m VOFF=5m TON=1u TOFF=2m VS=0.25m P=4\n.SPIKE mem MEMRISTOR=M1,M2 LEVEL=0.5\n.NEURON INPUT=mem\n{options}.TRAN 10u 1 UIC\n.END\n";
-
-fn heterogeneous_inputs() -> Vec<f64> {
-    let mut state: u64 = 42;
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) as f64 / u64::MAX as f64
-    };
-    (0..NEURONS)
-        .map(|i| {
-            let (lo, hi) = match i % 10 {
-                0..=4 => (0.0, 1.5e-9),
-                5..=7 => (1.9e-9, 2.3e-9),
-                _ => (2.3e-9, 3.0e-9),
-            };
-            lo + (hi - lo) * uniform()
-        })
-        .collect()
-}
 
 fn bench_model(c: &mut Criterion, name: &str, model: &mut dyn NeuronModel, inputs: &[f64]) {
     let mut spikes = Vec::with_capacity(NEURONS);
@@ -108,7 +88,7 @@ fn neurons(c: &mut Criterion) {
         .num_threads(1)
         .build_global()
         .expect("the global pool is built once");
-    let inputs = heterogeneous_inputs();
+    let inputs = heterogeneous_inputs(NEURONS);
     bench_model(
         c,
         "abstract_lif",
