@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand; `main.rs` stays thin.
 
 pub mod bench;
+pub mod classify;
 pub mod data;
 pub mod rate;
 pub mod sim;
@@ -35,6 +36,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Download datasets and check the ones on disk.
     Data(data::DataArgs),
+    /// Classify test images with the spiking network (circuit, rate or abstract neurons).
+    Classify(classify::ClassifyArgs),
+    /// Merge the report.json files of `classify --shard` runs into one.
+    Merge(classify::MergeArgs),
 }
 
 /// Parse arguments, run the subcommand, and turn errors into a message and exit code 1.
@@ -64,5 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rate(args) => rate::run(args, cli.quiet),
         Command::Bench(args) => bench::run(args, cli.quiet),
         Command::Data(args) => data::run(args, cli.quiet),
+        Command::Classify(args) => classify::run(args, cli.quiet),
+        Command::Merge(args) => classify::run_merge(args, cli.quiet),
     }
 }
