@@ -17,6 +17,9 @@ use crate::circuit::Circuit;
 use crate::neuron::{NeuronKernel, NeuronOptions};
 use serde::{Deserialize, Serialize};
 
+/// Rate-fidelity rates at or below this are not propagated (Hz).
+pub const RATE_FLOOR_HZ: f64 = 1e-6;
+
 /// Simulation settings of a classification run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
@@ -90,6 +93,8 @@ struct LayerState {
     /// Constant part of z: the bias (and the image current of layer 0).
     constant: Vec<f64>,
     drive: Vec<f64>,
+    /// Rate fidelity: the last drive and its rate per neuron.
+    last_rate: Vec<(f64, f64)>,
     events: Vec<(usize, f64)>,
 }
 
@@ -138,6 +143,7 @@ impl<'a> Network<'a> {
                 z: vec![0.0; n],
                 constant: pop.bias.clone(),
                 drive: vec![0.0; n],
+                last_rate: vec![(f64::NAN, 0.0); n],
                 events: Vec::new(),
             });
         }
@@ -263,9 +269,20 @@ impl<'a> Network<'a> {
                             }
                         }
                         Neurons::Rate => {
-                            for (i, &d) in layer.drive.iter().enumerate() {
-                                let r = self.map.rate_hz(d);
-                                if r > 0.0 {
+                            for (i, (&d, last)) in layer
+                                .drive
+                                .iter()
+                                .zip(layer.last_rate.iter_mut())
+                                .enumerate()
+                            {
+                                if last.0 != d {
+                                    *last = (d, self.map.rate_hz(d));
+                                }
+                                let r = last.1;
+                                // Rates below 1 µHz (from the smoothed onset)
+                                // carry nothing within any run; skipping them
+                                // keeps the scatter sparse.
+                                if r > RATE_FLOOR_HZ {
                                     events.push((i, r * dt));
                                 }
                             }

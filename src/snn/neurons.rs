@@ -184,6 +184,9 @@ impl RateMap {
 pub struct RateIf {
     map: RateMap,
     phase: Vec<f64>,
+    /// The last drive and its rate, per neuron: a constant drive (the
+    /// analog input layer) skips the curve evaluation.
+    last: Vec<(f64, f64)>,
 }
 
 impl RateIf {
@@ -191,6 +194,7 @@ impl RateIf {
         RateIf {
             map,
             phase: vec![0.0; n],
+            last: vec![(f64::NAN, 0.0); n],
         }
     }
 }
@@ -206,8 +210,17 @@ impl NeuronModel for RateIf {
         spikes_out: &mut Vec<(usize, f64)>,
     ) -> std::result::Result<(), NeuronError> {
         check_advance_args(self.phase.len(), dt, input_currents)?;
-        for (i, (v, &drive)) in self.phase.iter_mut().zip(input_currents).enumerate() {
-            let rate = self.map.rate_hz(drive);
+        for (i, ((v, last), &drive)) in self
+            .phase
+            .iter_mut()
+            .zip(self.last.iter_mut())
+            .zip(input_currents)
+            .enumerate()
+        {
+            if last.0 != drive {
+                *last = (drive, self.map.rate_hz(drive));
+            }
+            let rate = last.1;
             if rate <= 0.0 {
                 continue;
             }
