@@ -173,6 +173,15 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
         .unwrap_or_else(|| "neuron".into());
     let (model_dir, model_name) = resolve_model(&args, &stem)?;
     let (mut net, meta) = load_model(&model_dir, &model_name)?;
+    if let Some(trained) = meta.netlist_path.as_deref().map(Path::new) {
+        if trained.file_stem() != netlist_path.file_stem() && !quiet {
+            eprintln!(
+                "warning: model {model_name} was trained on {}, the circuit is {}",
+                trained.display(),
+                netlist_path.display()
+            );
+        }
+    }
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let settings = RunSettings {
         fidelity: args.fidelity,

@@ -265,3 +265,67 @@ impl Neurons {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::CurveFit;
+
+    fn lif_curve_map(scale: f64) -> RateMap {
+        let lif = Lif::circuit_equivalent(1);
+        let currents: Vec<f64> = (0..=60).map(|k| k as f64 * 0.1e-9).collect();
+        let rates = currents.iter().map(|&i| lif.rate(i)).collect();
+        let curve = RateCurve::fit(currents, rates, &CurveFit::default()).unwrap();
+        RateMap::new(&Activation::RateCurve(curve), scale).unwrap()
+    }
+
+    #[test]
+    fn rate_map_reproduces_the_activation_and_scales() {
+        let act = match lif_curve_map(1.0).rate_fn {
+            RateFn::Curve(c) => Activation::RateCurve(c),
+            _ => unreachable!(),
+        };
+        let map = lif_curve_map(1.0);
+        for z in [-0.5, 0.0, 0.3, 1.0, 1.7] {
+            assert!((map.activation(z) - act.eval(z).0).abs() < 1e-12);
+        }
+        // K = 4 drives harder and weighs each spike a quarter.
+        let k4 = lif_curve_map(4.0);
+        assert!((k4.activation_per_hz * 4.0 - map.activation_per_hz).abs() < 1e-18);
+        assert!(k4.rate_hz(k4.drive(0.5)) > map.rate_hz(map.drive(0.5)));
+        assert!(RateMap::new(&act, 0.0).is_err());
+    }
+
+    #[test]
+    fn matched_lif_fires_at_the_curve_rate_at_z_one() {
+        let map = lif_curve_map(1.0);
+        let lif = map.matched_lif(1).unwrap();
+        let i_top = map.drive(1.0);
+        let (want, got) = (map.rate_hz(i_top), lif.rate(i_top));
+        assert!((want - got).abs() < 1e-9 * want, "{want} vs {got}");
+        assert_eq!(lif.rate(0.9 * lif.rheobase), 0.0);
+        // ReLU models have no current map to match.
+        let relu = RateMap::new(&Activation::Relu, 1.0).unwrap();
+        assert!(relu.matched_lif(1).is_err());
+    }
+
+    #[test]
+    fn rate_if_spike_count_follows_the_rate() {
+        let map = lif_curve_map(1.0);
+        let drive = map.drive(0.8);
+        let rate = map.rate_hz(drive);
+        let mut n = RateIf::new(2, map);
+        let mut spikes = Vec::new();
+        for _ in 0..1000 {
+            n.advance(1e-3, &[drive, 0.0], &mut spikes).unwrap();
+        }
+        let count = spikes.iter().filter(|s| s.0 == 0).count() as f64;
+        assert!(
+            (count - rate).abs() <= 1.0,
+            "{count} spikes in 1 s at {rate} Hz"
+        );
+        assert!(spikes
+            .iter()
+            .all(|s| s.0 == 0 && (0.0..=1e-3).contains(&s.1)));
+    }
+}
