@@ -186,6 +186,8 @@ impl<'a> Network<'a> {
 
     /// Classify one image (`C × H × W` values as the model's input transform
     /// gives them) with label `label`.
+    // One index walks layers, connections and spike totals together.
+    #[allow(clippy::needless_range_loop)]
     pub fn run_image(&mut self, image: &[f32], label: usize) -> Result<ImageResult> {
         let s = self.settings;
         let (dt, total) = (s.dt_s, s.total_steps());
