@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand; `main.rs` stays thin.
 
 pub mod bench;
+pub mod classify;
 pub mod data;
 pub mod merge;
 pub mod rate;
@@ -41,6 +42,10 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// Download datasets and check the ones on disk.
     Data(data::DataArgs),
+    /// Classify test images with the spiking network (circuit, rate or abstract neurons).
+    Classify(classify::ClassifyArgs),
+    /// Merge the report.json files of `classify --shard` runs into one.
+    Merge(classify::MergeArgs),
 }
 
 /// Parse arguments, run the subcommand, and turn errors into a message and exit code 1.
@@ -72,5 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sweep(args) => sweep::run(args, cli.quiet),
         Command::Merge(args) => merge::run(args, cli.quiet),
         Command::Data(args) => data::run(args, cli.quiet),
+        Command::Classify(args) => classify::run(args, cli.quiet),
+        Command::Merge(args) => classify::run_merge(args, cli.quiet),
     }
 }

@@ -1,0 +1,560 @@
+//! `circsnn classify`: run a trained model as a spiking network whose hidden
+//! neurons are the netlist's circuit (or its rate model, or an abstract
+//! neuron with the same rate curve), and `circsnn merge` for shard reports.
+
+use super::sim::resolve_netlist;
+use crate::circuit::{self, Circuit};
+use crate::data::{self, DatasetKind, Split};
+use crate::netlist;
+use crate::output::line_figure;
+use crate::snn::metrics::{Counts, RunInfo};
+use crate::snn::{
+    classify, merge_reports, rate_model_predictions, AbstractNeuron, Fidelity, InputMode, RateMap,
+    Readout, Report, RunSettings, Synapse, SynapseKind, Topology,
+};
+use crate::train::{load_model, Net};
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct ClassifyArgs {
+    /// Neuron netlist (a bare name is also looked up in netlists/).
+    #[arg(long)]
+    pub netlist: PathBuf,
+    /// Model metadata file (`NAME.json`, next to `NAME.safetensors`);
+    /// default models/<dataset>-<netlist stem>.json.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "mnist")]
+    pub dataset: DatasetKind,
+    /// Network steps per image, or a comma-separated increasing list read
+    /// out from one run (e.g. 10,20,50).
+    #[arg(long, value_delimiter = ',', default_value = "50")]
+    pub steps: Vec<usize>,
+    /// Network step (s).
+    #[arg(long, default_value_t = 1e-3)]
+    pub dt: f64,
+    /// Synapse time constant (s); 0 = no filter.
+    #[arg(long, default_value_t = 5e-3)]
+    pub synapse: f64,
+    #[arg(long, value_enum, default_value = "lowpass")]
+    pub synapse_kind: SynapseKind,
+    /// Drive neurons K times harder and weigh each spike 1/K (exact for the
+    /// linear part of the rate curve).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale_firing_rates: f64,
+    /// Use the first N test images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, value_enum, default_value = "circuit")]
+    pub fidelity: Fidelity,
+    /// Also run this fidelity on the same images and report both.
+    #[arg(long, value_enum)]
+    pub compare: Option<Fidelity>,
+    /// The neuron of `--fidelity abstract`.
+    #[arg(long, value_enum, default_value = "if")]
+    pub abstract_neuron: AbstractNeuron,
+    #[arg(long, value_enum, default_value = "analog")]
+    pub input: InputMode,
+    #[arg(long, value_enum, default_value = "filtered")]
+    pub readout: Readout,
+    /// Run only shard k of n (0-based k): a contiguous block of the images.
+    #[arg(long, value_name = "k/n")]
+    pub shard: Option<String>,
+    /// Output folder (default out/classify/<dataset>-<netlist stem>-<fidelity>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON on stdout instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Data folder (default $CIRCSNN_DATA or ./data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MergeArgs {
+    /// report.json files of the shards.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Folder for the merged report.json, confusion.csv and figures.
+    #[arg(long, default_value = "out/classify/merged")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parse `k/n` with 0 ≤ k < n.
+pub fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
+    match parsed {
+        Some((k, n)) if n > 0 && k < n => Ok((k, n)),
+        _ => bail!("--shard {text}: expected k/n with 0 <= k < n (e.g. 0/4)"),
+    }
+}
+
+/// The images `[start, end)` of shard k of n over `total` images.
+pub fn shard_range(total: usize, shard: Option<(usize, usize)>) -> std::ops::Range<usize> {
+    match shard {
+        None => 0..total,
+        Some((k, n)) => total * k / n..total * (k + 1) / n,
+    }
+}
+
+/// Find the model: `--model` (a .json, .safetensors or bare stem path), or
+/// models/<dataset>-<netlist stem>.json here or in the crate folder.
+fn resolve_model(args: &ClassifyArgs, stem: &str) -> anyhow::Result<(PathBuf, String)> {
+    let split = |p: &Path| -> anyhow::Result<(PathBuf, String)> {
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .with_context(|| format!("--model {}: not a file name", p.display()))?;
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Ok((dir.to_path_buf(), name))
+    };
+    if let Some(m) = &args.model {
+        return split(m);
+    }
+    let file = format!("{}-{stem}.json", args.dataset.name());
+    for base in [
+        PathBuf::from("models"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+    ] {
+        let p = base.join(&file);
+        if p.exists() {
+            return split(&p);
+        }
+    }
+    bail!("no model models/{file} for netlist '{stem}' and dataset {}: train one with `circsnn train` or pass --model FILE", args.dataset.name())
+}
+
+fn load_circuit(path: &Path) -> anyhow::Result<Circuit> {
+    let parsed = netlist::parse_file(path)?;
+    Ok(circuit::elaborate(&parsed, &[])?)
+}
+
+fn progress_bar(len: usize, quiet: bool, label: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    if quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} images ETA {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+/// A netlist path, or a bare name in netlists/ with or without `.cir`.
+fn find_netlist(path: &Path) -> anyhow::Result<PathBuf> {
+    match resolve_netlist(path) {
+        Ok(p) => Ok(p),
+        Err(e) if path.extension().is_none() => {
+            resolve_netlist(&path.with_extension("cir")).map_err(|_| e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
+    let netlist_path = find_netlist(&args.netlist)?;
+    let stem = netlist_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "neuron".into());
+    let (model_dir, model_name) = resolve_model(&args, &stem)?;
+    let (mut net, meta) = load_model(&model_dir, &model_name)?;
+    if let Some(trained) = meta.netlist_path.as_deref().map(Path::new) {
+        if trained.file_stem() != netlist_path.file_stem() && !quiet {
+            eprintln!(
+                "warning: model {model_name} was trained on {}, the circuit is {}",
+                trained.display(),
+                netlist_path.display()
+            );
+        }
+    }
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let settings = RunSettings {
+        fidelity: args.fidelity,
+        abstract_neuron: args.abstract_neuron,
+        steps: args.steps.clone(),
+        dt_s: args.dt,
+        synapse: Synapse {
+            tau_s: args.synapse,
+            kind: args.synapse_kind,
+        },
+        scale_firing_rates: args.scale_firing_rates,
+        input: args.input,
+        readout: args.readout,
+    };
+    settings.validate()?;
+    let needs_circuit =
+        args.fidelity == Fidelity::Circuit || args.compare == Some(Fidelity::Circuit);
+    let circuit = if needs_circuit {
+        Some(load_circuit(&netlist_path)?)
+    } else {
+        None
+    };
+
+    let dataset = data::load(args.dataset, Split::Test, args.data.as_deref())?;
+    if dataset.variant != meta.data_variant && !quiet {
+        eprintln!(
+            "warning: the model was trained on {}, the test images are {}",
+            meta.data_variant, dataset.variant
+        );
+    }
+    let total = args.limit.unwrap_or(dataset.len()).min(dataset.len());
+    let range = shard_range(total, shard);
+    let shape = meta.input_transform.input_shape(&dataset);
+    if shape != net.arch.input {
+        bail!(
+            "model {}: expects {}×{}×{} inputs, {} gives {}×{}×{}",
+            model_name,
+            net.arch.input.channels,
+            net.arch.input.height,
+            net.arch.input.width,
+            dataset.variant,
+            shape.channels,
+            shape.height,
+            shape.width
+        );
+    }
+    let len = net.input_len();
+    let mut images = vec![0.0f32; range.len() * len];
+    for (k, i) in range.clone().enumerate() {
+        meta.input_transform
+            .prepare(&dataset, i, &mut images[k * len..(k + 1) * len]);
+    }
+    let labels: Vec<usize> = range.clone().map(|i| dataset.labels[i] as usize).collect();
+    let info = RunInfo {
+        netlist: netlist_path.display().to_string(),
+        model: model_dir
+            .join(format!("{model_name}.json"))
+            .display()
+            .to_string(),
+        dataset: args.dataset.name().into(),
+        limit: total,
+        shard: args.shard.clone(),
+        threads: rayon::current_num_threads(),
+    };
+    let report = classify_images(
+        &mut net,
+        &settings,
+        circuit.as_ref(),
+        &images,
+        &labels,
+        info,
+        &dataset.variant,
+        args.compare,
+        quiet,
+    )?;
+
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut name = format!("{}-{stem}-{}", args.dataset.name(), args.fidelity.name());
+        if let Some((k, n)) = shard {
+            name.push_str(&format!("-shard{k}of{n}"));
+        }
+        PathBuf::from("out").join("classify").join(name)
+    });
+    write_outputs(&out, &report, &dataset.class_names)?;
+    print_report(&report, &out, args.json)
+}
+
+/// Run the spiking network (and the `compare` fidelity) on prepared images
+/// and build the report.
+#[allow(clippy::too_many_arguments)]
+pub fn classify_images(
+    net: &mut Net,
+    settings: &RunSettings,
+    circuit: Option<&Circuit>,
+    images: &[f32],
+    labels: &[usize],
+    info: RunInfo,
+    data_variant: &str,
+    compare: Option<Fidelity>,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let topo = Topology::from_net(net)?;
+    let map = RateMap::new(&net.activation, settings.scale_firing_rates)?;
+    let ann = rate_model_predictions(
+        &mut net.fold_batch_norm().map_err(anyhow::Error::from)?,
+        images,
+        labels.len(),
+    );
+    let spiking_layers =
+        topo.populations.len() - usize::from(settings.readout == Readout::Filtered);
+    let names: Vec<String> = topo.populations[..spiking_layers]
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let sizes: Vec<usize> = topo.populations[..spiking_layers]
+        .iter()
+        .map(|p| p.size)
+        .collect();
+    let run_one = |s: &RunSettings| -> anyhow::Result<crate::snn::ClassifyOutcome> {
+        let bar = progress_bar(labels.len(), quiet, s.fidelity.name());
+        let outcome = classify(&topo, &map, s, circuit, images, labels, &|| bar.inc(1))?;
+        bar.finish_and_clear();
+        Ok(outcome)
+    };
+    let main = run_one(settings)?;
+    let mut counts = Counts::from_results(
+        &main.results,
+        &ann,
+        topo.classes,
+        settings.steps.len(),
+        spiking_layers,
+    );
+    let compare_report = match compare {
+        Some(f) => {
+            let mut s = settings.clone();
+            s.fidelity = f;
+            let other = run_one(&s)?;
+            counts.set_agreement(&main.results, &other.results);
+            let c = Counts::from_results(
+                &other.results,
+                &ann,
+                topo.classes,
+                s.steps.len(),
+                spiking_layers,
+            );
+            Some(Report::new(
+                c,
+                s,
+                info.clone(),
+                names.clone(),
+                sizes.clone(),
+                other.wall_s,
+                data_variant.to_string(),
+                None,
+            ))
+        }
+        None => None,
+    };
+    Ok(Report::new(
+        counts,
+        settings.clone(),
+        info,
+        names,
+        sizes,
+        main.wall_s,
+        data_variant.to_string(),
+        compare_report,
+    ))
+}
+
+/// report.json, confusion.csv, confusion.svg and (for several step counts)
+/// accuracy_vs_steps.svg.
+pub fn write_outputs(out: &Path, report: &Report, class_names: &[String]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let json = out.join("report.json");
+    std::fs::write(&json, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    let confusion = &report.counts.confusion;
+    let csv_path = out.join("confusion.csv");
+    let mut csv = String::from("label");
+    for p in 0..confusion.len() {
+        csv.push_str(&format!(",pred_{p}"));
+    }
+    csv.push('\n');
+    for (l, row) in confusion.iter().enumerate() {
+        csv.push_str(&l.to_string());
+        for v in row {
+            csv.push_str(&format!(",{v}"));
+        }
+        csv.push('\n');
+    }
+    std::fs::write(&csv_path, csv)
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    let svg_path = out.join("confusion.svg");
+    std::fs::write(&svg_path, confusion_svg(confusion, class_names, report))
+        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    if report.accuracy_vs_steps.len() > 1 {
+        let steps: Vec<f64> = report
+            .accuracy_vs_steps
+            .iter()
+            .map(|a| a.steps as f64)
+            .collect();
+        let acc: Vec<f64> = report
+            .accuracy_vs_steps
+            .iter()
+            .map(|a| a.accuracy)
+            .collect();
+        let ann = vec![report.rate_model_accuracy; steps.len()];
+        let mut series: Vec<(&str, &[f64], &[f64])> = vec![
+            (report.settings.fidelity.name(), &steps, &acc),
+            ("rate model (ANN)", &steps, &ann),
+        ];
+        let other: Vec<f64>;
+        if let Some(c) = &report.compare {
+            other = c.accuracy_vs_steps.iter().map(|a| a.accuracy).collect();
+            series.push((c.settings.fidelity.name(), &steps, &other));
+        }
+        line_figure(
+            &out.join("accuracy_vs_steps.svg"),
+            "accuracy vs network steps",
+            "steps",
+            "accuracy",
+            &series,
+        )?;
+    }
+    Ok(())
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A confusion-matrix heatmap as plain SVG: cell shade is the row fraction.
+pub fn confusion_svg(confusion: &[Vec<u64>], class_names: &[String], report: &Report) -> String {
+    let n = confusion.len();
+    let (cell, left, top) = (44.0, 110.0, 70.0);
+    let (w, h) = (left + cell * n as f64 + 20.0, top + cell * n as f64 + 60.0);
+    let name = |i: usize| {
+        xml_escape(
+            class_names
+                .get(i)
+                .map(String::as_str)
+                .unwrap_or(&i.to_string()),
+        )
+    };
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">confusion ({} fidelity, {} images, accuracy {:.2} %)</text>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">predicted</text>\n<text x=\"14\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {})\">true label</text>\n",
+        w / 2.0,
+        report.settings.fidelity.name(),
+        report.images,
+        report.accuracy * 100.0,
+        left + cell * n as f64 / 2.0,
+        top + cell * n as f64 + 40.0,
+        top + cell * n as f64 / 2.0,
+        top + cell * n as f64 / 2.0,
+    );
+    for (l, row) in confusion.iter().enumerate() {
+        let total: u64 = row.iter().sum();
+        let y = top + cell * l as f64;
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+            left - 6.0,
+            y + cell / 2.0 + 4.0,
+            name(l)
+        ));
+        for (p, &v) in row.iter().enumerate() {
+            let frac = if total > 0 {
+                v as f64 / total as f64
+            } else {
+                0.0
+            };
+            // White to dark blue.
+            let shade = |c0: f64, c1: f64| (c0 + (c1 - c0) * frac).round() as u8;
+            let fill = format!(
+                "rgb({},{},{})",
+                shade(255.0, 8.0),
+                shade(255.0, 48.0),
+                shade(255.0, 107.0)
+            );
+            let x = left + cell * p as f64;
+            let ink = if frac > 0.5 { "white" } else { "black" };
+            s.push_str(&format!(
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\" fill=\"{fill}\" stroke=\"#ccc\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{ink}\">{v}</text>\n",
+                x + cell / 2.0,
+                y + cell / 2.0 + 4.0
+            ));
+        }
+    }
+    for p in 0..n {
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            left + cell * p as f64 + cell / 2.0,
+            top + cell * n as f64 + 16.0,
+            name(p)
+        ));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn print_report(report: &Report, out: &Path, json: bool) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(report)?)?;
+        return Ok(());
+    }
+    let mut lines = vec![summary_line(report)];
+    if let Some(c) = &report.compare {
+        lines.push(summary_line(c));
+        if let Some(a) = report.agreement_with_compare {
+            lines.push(format!(
+                "agreement {} vs {}: {:.2} %",
+                report.settings.fidelity.name(),
+                c.settings.fidelity.name(),
+                a * 100.0
+            ));
+        }
+    }
+    for l in lines {
+        writeln!(stdout, "{l}")?;
+    }
+    if report.accuracy_vs_steps.len() > 1 {
+        for a in &report.accuracy_vs_steps {
+            writeln!(
+                stdout,
+                "  {:>5} steps: accuracy {:.2} %, top-2 {:.2} %",
+                a.steps,
+                a.accuracy * 100.0,
+                a.top2_accuracy * 100.0
+            )?;
+        }
+    }
+    writeln!(stdout, "energy per inference: {}", report.energy_note)?;
+    writeln!(stdout, "→ {}", out.display())?;
+    Ok(())
+}
+
+fn summary_line(r: &Report) -> String {
+    let spikes: Vec<String> = r
+        .layers
+        .iter()
+        .zip(&r.spikes_per_image)
+        .map(|(n, s)| format!("{n} {s:.1}"))
+        .collect();
+    format!(
+        "{} ({} images, {} steps of {} s): accuracy {:.2} %, top-2 {:.2} %, rate model {:.2} %; {:.2} images/s, {:.3e} neuron-steps/s; spikes/image [{}]; SynOps/image {:.4e}",
+        r.settings.fidelity.name(),
+        r.images,
+        r.settings.total_steps(),
+        r.settings.dt_s,
+        r.accuracy * 100.0,
+        r.top2_accuracy * 100.0,
+        r.rate_model_accuracy * 100.0,
+        r.images_per_s,
+        r.neuron_steps_per_s,
+        spikes.join(", "),
+        r.synops_per_image
+    )
+}
+
+pub fn run_merge(args: MergeArgs, _quiet: bool) -> anyhow::Result<()> {
+    let mut reports = Vec::new();
+    for p in &args.reports {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let r: Report = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a classify report", p.display()))?;
+        reports.push(r);
+    }
+    let merged = merge_reports(&reports)?;
+    let classes: Vec<String> = Vec::new();
+    write_outputs(&args.out, &merged, &classes)?;
+    print_report(&merged, &args.out, args.json)
+}

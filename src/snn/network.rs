@@ -1,0 +1,401 @@
+//! One network state and its event-driven step loop for one image.
+//!
+//! Each network step (dt), layer by layer: the events of the layer below
+//! (spike counts, or the rate model's fractional spikes) are scattered along
+//! their outgoing weights into this layer's input `u`, scaled by
+//! `activation_per_hz / dt`; the synapse filter turns `u` into z (plus the
+//! bias, and with analog input plus the constant image current of the first
+//! layer); z becomes the drive through the model's current map; the neurons
+//! advance by dt and their spikes are this layer's events. Only layers below
+//! with events cost scatter work, so the cost grows with the spike count.
+
+use super::neurons::{AbstractNeuron, Fidelity, InputMode, Neurons, RateIf, RateMap, Readout};
+use super::synapse::Synapse;
+use super::topology::Topology;
+use super::{Result, SnnError};
+use crate::circuit::Circuit;
+use crate::neuron::{NeuronKernel, NeuronOptions};
+use serde::{Deserialize, Serialize};
+
+/// Rate-fidelity rates at or below this are not propagated (Hz).
+pub const RATE_FLOOR_HZ: f64 = 1e-6;
+
+/// Simulation settings of a classification run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub fidelity: Fidelity,
+    pub abstract_neuron: AbstractNeuron,
+    /// Step counts to read out at, ascending; the run lasts the largest.
+    pub steps: Vec<usize>,
+    pub dt_s: f64,
+    pub synapse: Synapse,
+    pub scale_firing_rates: f64,
+    pub input: InputMode,
+    pub readout: Readout,
+}
+
+impl RunSettings {
+    pub fn validate(&self) -> Result<()> {
+        let err = |m: String| Err(SnnError::Settings(m));
+        if self.steps.is_empty() || self.steps.contains(&0) {
+            return err(format!(
+                "steps must be a list of positive counts, got {:?}",
+                self.steps
+            ));
+        }
+        if self.steps.windows(2).any(|w| w[1] <= w[0]) {
+            return err(format!(
+                "steps must increase strictly, got {:?}",
+                self.steps
+            ));
+        }
+        if !(self.dt_s.is_finite() && self.dt_s > 0.0) {
+            return err(format!("dt must be positive, got {} s", self.dt_s));
+        }
+        if !(self.scale_firing_rates.is_finite() && self.scale_firing_rates > 0.0) {
+            return err(format!(
+                "the firing-rate scale must be positive, got {}",
+                self.scale_firing_rates
+            ));
+        }
+        self.synapse.validate()
+    }
+
+    pub fn total_steps(&self) -> usize {
+        *self.steps.last().expect("validated: steps is not empty")
+    }
+}
+
+/// What one image gave.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageResult {
+    pub label: usize,
+    /// Per entry of `RunSettings::steps`: the two best classes, best first.
+    pub top2: Vec<[usize; 2]>,
+    /// Spikes (or the rate model's fractional spikes) per layer over the
+    /// whole run: the hidden layers, then the output layer with count readout.
+    pub spikes: Vec<f64>,
+    /// Spikes of the spiking input layer (0 with analog input).
+    pub input_spikes: f64,
+    /// Synaptic updates (one weight added to one target) over the whole run.
+    pub synops: f64,
+    /// Neuron-steps simulated (neurons × steps, summed over layers).
+    pub neuron_steps: u64,
+}
+
+struct LayerState {
+    /// None for an output layer read by its filtered value.
+    neurons: Option<Neurons>,
+    u: Vec<f64>,
+    stage1: Vec<f64>,
+    stage2: Vec<f64>,
+    z: Vec<f64>,
+    /// Constant part of z: the bias (and the image current of layer 0).
+    constant: Vec<f64>,
+    drive: Vec<f64>,
+    /// Rate fidelity: the last drive and its rate per neuron.
+    last_rate: Vec<(f64, f64)>,
+    events: Vec<(usize, f64)>,
+}
+
+/// Reusable state of one converted network.
+pub struct Network<'a> {
+    topo: &'a Topology,
+    map: &'a RateMap,
+    settings: &'a RunSettings,
+    layers: Vec<LayerState>,
+    input_phase: Vec<f64>,
+    input_events: Vec<(usize, f64)>,
+    spike_buf: Vec<(usize, f64)>,
+    pool_buf: [Vec<(usize, f64)>; 2],
+}
+
+impl<'a> Network<'a> {
+    /// Build the neurons of every layer. `circuit` is the neuron netlist,
+    /// needed for `Fidelity::Circuit`.
+    pub fn new(
+        topo: &'a Topology,
+        map: &'a RateMap,
+        settings: &'a RunSettings,
+        circuit: Option<&Circuit>,
+    ) -> Result<Self> {
+        settings.validate()?;
+        if settings.fidelity == Fidelity::Circuit && !map.is_current() {
+            return Err(SnnError::Settings(
+                "circuit fidelity needs a model trained on a measured rate curve (its current map gives amperes)".into(),
+            ));
+        }
+        let last = topo.populations.len() - 1;
+        let mut layers = Vec::with_capacity(topo.populations.len());
+        for (k, pop) in topo.populations.iter().enumerate() {
+            let spiking = k < last || settings.readout == Readout::Count;
+            let neurons = if spiking {
+                Some(make_neurons(settings, map, pop.size, circuit, k)?)
+            } else {
+                None
+            };
+            let n = pop.size;
+            layers.push(LayerState {
+                neurons,
+                u: vec![0.0; n],
+                stage1: vec![0.0; n],
+                stage2: vec![0.0; n],
+                z: vec![0.0; n],
+                constant: pop.bias.clone(),
+                drive: vec![0.0; n],
+                last_rate: vec![(f64::NAN, 0.0); n],
+                events: Vec::new(),
+            });
+        }
+        let input_len = topo.input.channels * topo.input.height * topo.input.width;
+        Ok(Network {
+            topo,
+            map,
+            settings,
+            layers,
+            input_phase: vec![0.0; input_len],
+            input_events: Vec::new(),
+            spike_buf: Vec::new(),
+            pool_buf: [Vec::new(), Vec::new()],
+        })
+    }
+
+    fn reset(&mut self, image: &[f32]) {
+        for (layer, pop) in self.layers.iter_mut().zip(&self.topo.populations) {
+            if let Some(n) = layer.neurons.as_mut() {
+                n.reset();
+            }
+            layer.stage1.fill(0.0);
+            layer.stage2.fill(0.0);
+            layer.constant.copy_from_slice(&pop.bias);
+            layer.events.clear();
+        }
+        self.input_phase.fill(0.0);
+        if self.settings.input == InputMode::Analog {
+            // The image as a constant current: W·x once, by the scatter code.
+            let events: Vec<(usize, f64)> = image
+                .iter()
+                .enumerate()
+                .filter(|(_, &v)| v != 0.0)
+                .map(|(i, &v)| (i, v as f64))
+                .collect();
+            let first = &mut self.layers[0];
+            self.topo.connections[0].scatter(&events, 1.0, &mut first.constant, &mut self.pool_buf);
+        }
+    }
+
+    /// Classify one image (`C × H × W` values as the model's input transform
+    /// gives them) with label `label`.
+    // One index walks layers, connections and spike totals together.
+    #[allow(clippy::needless_range_loop)]
+    pub fn run_image(&mut self, image: &[f32], label: usize) -> Result<ImageResult> {
+        let s = self.settings;
+        let (dt, total) = (s.dt_s, s.total_steps());
+        let decay = s.synapse.decay(dt);
+        let scale = self.map.activation_per_hz / dt;
+        // Pixel value 1 fires at the rate that stands for activation 1.
+        let input_rate = 1.0 / self.map.activation_per_hz;
+        self.reset(image);
+        let last = self.layers.len() - 1;
+        let classes = self.topo.classes;
+        let mut spikes = vec![
+            0.0;
+            if s.readout == Readout::Count {
+                last + 1
+            } else {
+                last
+            }
+        ];
+        let (mut synops, mut input_spikes, mut neuron_steps) = (0.0, 0.0, 0u64);
+        let mut filtered_history: Vec<f64> = Vec::with_capacity(total * classes);
+        let mut count_history: Vec<f64> = Vec::new();
+        let mut counts = vec![0.0; classes];
+        for _ in 0..total {
+            let mut below = std::mem::take(&mut self.input_events);
+            below.clear();
+            if s.input == InputMode::Spiking {
+                for (i, (p, &x)) in self.input_phase.iter_mut().zip(image).enumerate() {
+                    if x > 0.0 {
+                        *p += x as f64 * input_rate * dt;
+                        let n = p.floor();
+                        if n >= 1.0 {
+                            *p -= n;
+                            below.push((i, n));
+                            input_spikes += n;
+                        }
+                    }
+                }
+            }
+            for k in 0..=last {
+                let layer = &mut self.layers[k];
+                layer.u.fill(0.0);
+                if !below.is_empty() {
+                    synops += self.topo.connections[k].scatter(
+                        &below,
+                        scale,
+                        &mut layer.u,
+                        &mut self.pool_buf,
+                    ) as f64;
+                }
+                s.synapse.step(
+                    decay,
+                    &layer.u,
+                    &mut layer.stage1,
+                    &mut layer.stage2,
+                    &mut layer.z,
+                );
+                for (z, c) in layer.z.iter_mut().zip(&layer.constant) {
+                    *z += c;
+                }
+                let mut events = std::mem::take(&mut layer.events);
+                events.clear();
+                if let Some(neurons) = layer.neurons.as_mut() {
+                    for (d, &z) in layer.drive.iter_mut().zip(&layer.z) {
+                        *d = self.map.drive(z);
+                    }
+                    neuron_steps += layer.z.len() as u64;
+                    match neurons {
+                        Neurons::Spiking(model) => {
+                            self.spike_buf.clear();
+                            model
+                                .advance(dt, &layer.drive, &mut self.spike_buf)
+                                .map_err(|source| SnnError::Neuron {
+                                    layer: k + 1,
+                                    source,
+                                })?;
+                            for &(i, _) in &self.spike_buf {
+                                match events.last_mut() {
+                                    Some((j, n)) if *j == i => *n += 1.0,
+                                    _ => events.push((i, 1.0)),
+                                }
+                            }
+                        }
+                        Neurons::Rate => {
+                            for (i, (&d, last)) in layer
+                                .drive
+                                .iter()
+                                .zip(layer.last_rate.iter_mut())
+                                .enumerate()
+                            {
+                                if last.0 != d {
+                                    *last = (d, self.map.rate_hz(d));
+                                }
+                                let r = last.1;
+                                // Rates below 1 µHz (from the smoothed onset)
+                                // carry nothing within any run; skipping them
+                                // keeps the scatter sparse.
+                                if r > RATE_FLOOR_HZ {
+                                    events.push((i, r * dt));
+                                }
+                            }
+                        }
+                    }
+                    spikes[k] += events.iter().map(|e| e.1).sum::<f64>();
+                }
+                if k == last {
+                    filtered_history.extend_from_slice(&layer.z);
+                    if layer.neurons.is_some() {
+                        for &(i, n) in &events {
+                            counts[i] += n;
+                        }
+                        count_history.extend_from_slice(&counts);
+                    }
+                }
+                // This layer's events feed the next one; recycle the old list.
+                let old = std::mem::replace(&mut below, events);
+                self.layers[k].events = old;
+            }
+            self.input_events = below;
+        }
+        let top2 = s
+            .steps
+            .iter()
+            .map(|&t| {
+                // Filtered readout: the sum over the last half of the steps.
+                let window = t.div_ceil(2);
+                let mut score = vec![0.0; classes];
+                for step in t - window..t {
+                    for (sc, &z) in score
+                        .iter_mut()
+                        .zip(&filtered_history[step * classes..(step + 1) * classes])
+                    {
+                        *sc += z;
+                    }
+                }
+                let count = (s.readout == Readout::Count)
+                    .then(|| &count_history[(t - 1) * classes..t * classes]);
+                rank_top2(&score, count)
+            })
+            .collect();
+        Ok(ImageResult {
+            label,
+            top2,
+            spikes,
+            input_spikes,
+            synops,
+            neuron_steps,
+        })
+    }
+}
+
+/// The two best classes: by `count` when given (ties by `score`), else by
+/// `score`; remaining ties go to the lower class index.
+fn rank_top2(score: &[f64], count: Option<&[f64]>) -> [usize; 2] {
+    let key = |i: usize| (count.map_or(0.0, |c| c[i]), score[i]);
+    let better = |a: usize, b: usize| {
+        let (ka, kb) = (key(a), key(b));
+        ka.0 > kb.0 || (ka.0 == kb.0 && ka.1 > kb.1)
+    };
+    let mut best = [0usize, usize::MAX];
+    for i in 1..score.len() {
+        if better(i, best[0]) {
+            best = [i, best[0]];
+        } else if best[1] == usize::MAX || better(i, best[1]) {
+            best[1] = i;
+        }
+    }
+    if best[1] == usize::MAX {
+        best[1] = best[0];
+    }
+    best
+}
+
+fn make_neurons(
+    settings: &RunSettings,
+    map: &RateMap,
+    n: usize,
+    circuit: Option<&Circuit>,
+    layer: usize,
+) -> Result<Neurons> {
+    Ok(match settings.fidelity {
+        Fidelity::Rate => Neurons::Rate,
+        Fidelity::Abstract => match settings.abstract_neuron {
+            AbstractNeuron::If => Neurons::Spiking(Box::new(RateIf::new(n, map.clone()))),
+            AbstractNeuron::Lif => Neurons::Spiking(Box::new(map.matched_lif(n)?)),
+        },
+        Fidelity::Circuit => {
+            let circuit = circuit.ok_or_else(|| {
+                SnnError::Settings("circuit fidelity needs the neuron netlist".into())
+            })?;
+            let kernel = NeuronKernel::new(circuit, n, NeuronOptions::from_circuit(circuit))
+                .map_err(|source| SnnError::Neuron {
+                    layer: layer + 1,
+                    source,
+                })?;
+            Neurons::Spiking(Box::new(kernel))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rank_top2;
+
+    #[test]
+    fn ranking_uses_counts_then_scores_then_index() {
+        assert_eq!(rank_top2(&[0.1, 0.5, 0.3], None), [1, 2]);
+        assert_eq!(rank_top2(&[0.1, 0.5, 0.3], Some(&[2.0, 1.0, 2.0])), [2, 0]);
+        assert_eq!(rank_top2(&[0.0, 0.0, 0.0], None), [0, 1]);
+        assert_eq!(rank_top2(&[1.0], None), [0, 0]);
+    }
+}

@@ -1,0 +1,88 @@
+//! Classify many images in parallel.
+//!
+//! Images are independent: each rayon task keeps one [`Network`] and resets
+//! it before every image, so an image's result does not depend on which
+//! thread ran it or on what ran before. The circuit kernel parallelises
+//! inside one image too, in fixed chunks, so results are the same on any
+//! number of threads.
+
+use super::network::{ImageResult, Network, RunSettings};
+use super::neurons::RateMap;
+use super::topology::Topology;
+use super::{Result, SnnError};
+use crate::circuit::Circuit;
+use crate::train::net::Mode;
+use crate::train::Net;
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// Results in image order and the wall time of the simulation.
+#[derive(Clone, Debug)]
+pub struct ClassifyOutcome {
+    pub results: Vec<ImageResult>,
+    pub wall_s: f64,
+}
+
+/// Run every image of `images` (`labels.len()` images of the topology's
+/// input size, back to back); `progress` is called once per finished image.
+pub fn classify(
+    topo: &Topology,
+    map: &RateMap,
+    settings: &RunSettings,
+    circuit: Option<&Circuit>,
+    images: &[f32],
+    labels: &[usize],
+    progress: &(dyn Fn() + Sync),
+) -> Result<ClassifyOutcome> {
+    let len = topo.input.channels * topo.input.height * topo.input.width;
+    if images.len() != labels.len() * len {
+        return Err(SnnError::Data(format!(
+            "{} input values for {} images of {len} values",
+            images.len(),
+            labels.len()
+        )));
+    }
+    // Build one network up front so that setting errors surface once.
+    drop(Network::new(topo, map, settings, circuit)?);
+    let start = Instant::now();
+    let results: Vec<Result<ImageResult>> = images
+        .par_chunks(len.max(1))
+        .zip(labels.par_iter())
+        .map_init(
+            || Network::new(topo, map, settings, circuit),
+            |net, (image, &label)| {
+                let r = match net {
+                    Ok(net) => net.run_image(image, label),
+                    Err(e) => Err(SnnError::Settings(e.to_string())),
+                };
+                progress();
+                r
+            },
+        )
+        .collect();
+    let wall_s = start.elapsed().as_secs_f64();
+    Ok(ClassifyOutcome {
+        results: results.into_iter().collect::<Result<Vec<_>>>()?,
+        wall_s,
+    })
+}
+
+/// The ANN's (rate model's) class for each image, in evaluation mode.
+pub fn rate_model_predictions(net: &mut Net, images: &[f32], count: usize) -> Vec<usize> {
+    let len = net.input_len();
+    let classes = net.arch.classes;
+    let mut out = Vec::with_capacity(count);
+    for batch in images.chunks(256 * len.max(1)) {
+        let logits = net.forward(batch, Mode::Eval);
+        for row in logits.chunks(classes) {
+            let mut best = 0;
+            for (i, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = i;
+                }
+            }
+            out.push(best);
+        }
+    }
+    out
+}

@@ -1,0 +1,474 @@
+//! Populations and connections of a converted network.
+//!
+//! Every ANN activation closes a *population* (one neuron per value); the
+//! layers between two populations form a *connection*: zero or more average
+//! pools, an optional flatten (an identity on indices, since both sides are
+//! laid out channel, row, column) and exactly one weighted layer (conv2d or
+//! dense). The last connection ends in the output layer, which has no
+//! activation and is read out.
+//!
+//! Propagation is event-driven: a connection takes a list of
+//! `(source index, amount)` events and scatters `amount · scale · w` along
+//! each source's outgoing weights (a dense column or a conv kernel
+//! footprint). Weights are stored transposed so that one source's fan-out is
+//! contiguous.
+
+use super::{Result, SnnError};
+use crate::train::arch::InputShape;
+use crate::train::net::Layer;
+use crate::train::Net;
+
+/// Average pooling of a `c × h × w` input (no padding).
+#[derive(Clone, Debug)]
+pub struct Pool {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub size: usize,
+    pub stride: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+impl Pool {
+    /// Push the pooled events of one input event onto `out`.
+    fn propagate(&self, idx: usize, amount: f64, out: &mut Vec<(usize, f64)>) {
+        let plane = self.h * self.w;
+        let (c, y, x) = (idx / plane, (idx % plane) / self.w, idx % self.w);
+        let share = amount / (self.size * self.size) as f64;
+        // Windows [o·s, o·s + size) that contain the coordinate.
+        let range = |p: usize, n: usize| {
+            let lo = (p + self.stride).saturating_sub(self.size) / self.stride;
+            let lo = if lo * self.stride + self.size <= p {
+                lo + 1
+            } else {
+                lo
+            };
+            let hi = (p / self.stride).min(n.saturating_sub(1));
+            lo..=hi
+        };
+        for oy in range(y, self.out_h) {
+            for ox in range(x, self.out_w) {
+                out.push(((c * self.out_h + oy) * self.out_w + ox, share));
+            }
+        }
+    }
+}
+
+/// The weighted layer of a connection.
+#[derive(Clone, Debug)]
+pub enum Weighted {
+    Conv {
+        in_c: usize,
+        in_h: usize,
+        in_w: usize,
+        out_c: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        out_h: usize,
+        out_w: usize,
+        /// `[in_c][kernel][kernel][out_c]`.
+        weight_t: Vec<f32>,
+    },
+    Dense {
+        in_f: usize,
+        out_f: usize,
+        /// `[in_f][out_f]`.
+        weight_t: Vec<f32>,
+    },
+}
+
+impl Weighted {
+    fn in_len(&self) -> usize {
+        match self {
+            Weighted::Conv {
+                in_c, in_h, in_w, ..
+            } => in_c * in_h * in_w,
+            Weighted::Dense { in_f, .. } => *in_f,
+        }
+    }
+
+    fn out_len(&self) -> usize {
+        match self {
+            Weighted::Conv {
+                out_c,
+                out_h,
+                out_w,
+                ..
+            } => out_c * out_h * out_w,
+            Weighted::Dense { out_f, .. } => *out_f,
+        }
+    }
+
+    /// `u += a · W[:, idx]`; returns the number of synaptic updates.
+    #[inline]
+    fn scatter_one(&self, idx: usize, a: f64, u: &mut [f64]) -> u64 {
+        match self {
+            Weighted::Dense {
+                out_f, weight_t, ..
+            } => {
+                let col = &weight_t[idx * out_f..(idx + 1) * out_f];
+                for (ui, &w) in u.iter_mut().zip(col) {
+                    *ui += a * w as f64;
+                }
+                *out_f as u64
+            }
+            Weighted::Conv {
+                in_h,
+                in_w,
+                out_c,
+                kernel,
+                stride,
+                pad,
+                out_h,
+                out_w,
+                weight_t,
+                ..
+            } => {
+                let plane = in_h * in_w;
+                let (c, y, x) = (idx / plane, (idx % plane) / in_w, idx % in_w);
+                let (k, s) = (*kernel, *stride);
+                let out_plane = out_h * out_w;
+                let mut ops = 0;
+                for i in 0..k {
+                    let ny = y + pad;
+                    if ny < i || (ny - i) % s != 0 || (ny - i) / s >= *out_h {
+                        continue;
+                    }
+                    let oy = (ny - i) / s;
+                    for j in 0..k {
+                        let nx = x + pad;
+                        if nx < j || (nx - j) % s != 0 || (nx - j) / s >= *out_w {
+                            continue;
+                        }
+                        let ox = (nx - j) / s;
+                        let taps = &weight_t[((c * k + i) * k + j) * out_c..][..*out_c];
+                        let base = oy * out_w + ox;
+                        for (o, &w) in taps.iter().enumerate() {
+                            u[o * out_plane + base] += a * w as f64;
+                        }
+                        ops += *out_c as u64;
+                    }
+                }
+                ops
+            }
+        }
+    }
+}
+
+/// The linear map from one population (or the input image) to the next.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub pools: Vec<Pool>,
+    pub weighted: Weighted,
+}
+
+impl Connection {
+    /// Scatter `events` (source index, amount) times `scale` into `u`.
+    /// `buf` is scratch space for pooled events. Returns the synaptic updates.
+    pub fn scatter(
+        &self,
+        events: &[(usize, f64)],
+        scale: f64,
+        u: &mut [f64],
+        buf: &mut [Vec<(usize, f64)>; 2],
+    ) -> u64 {
+        let mut ops = 0;
+        if self.pools.is_empty() {
+            for &(idx, amount) in events {
+                ops += self.weighted.scatter_one(idx, amount * scale, u);
+            }
+            return ops;
+        }
+        let [a, b] = buf;
+        a.clear();
+        a.extend_from_slice(events);
+        for pool in &self.pools {
+            b.clear();
+            for &(idx, amount) in a.iter() {
+                pool.propagate(idx, amount, b);
+            }
+            std::mem::swap(a, b);
+        }
+        for &(idx, amount) in a.iter() {
+            ops += self.weighted.scatter_one(idx, amount * scale, u);
+        }
+        ops
+    }
+
+    /// Number of source values the connection reads.
+    pub fn in_len(&self) -> usize {
+        match self.pools.first() {
+            Some(p) => p.c * p.h * p.w,
+            None => self.weighted.in_len(),
+        }
+    }
+
+    pub fn out_len(&self) -> usize {
+        self.weighted.out_len()
+    }
+}
+
+/// One population of neurons (or the output layer).
+#[derive(Clone, Debug)]
+pub struct PopulationSpec {
+    /// `conv1`, `dense1`, …: the weighted layer that drives it.
+    pub name: String,
+    pub size: usize,
+    /// Bias of the driving layer, per neuron.
+    pub bias: Vec<f64>,
+}
+
+/// A converted network: `connections[k]` drives `populations[k]` from
+/// `populations[k − 1]` (or from the input for k = 0); the last population
+/// is the output layer (no activation).
+#[derive(Clone, Debug)]
+pub struct Topology {
+    pub name: String,
+    pub input: InputShape,
+    pub classes: usize,
+    pub populations: Vec<PopulationSpec>,
+    pub connections: Vec<Connection>,
+}
+
+impl Topology {
+    /// Convert `net` (batch norm is folded here; dropout is the identity).
+    pub fn from_net(net: &Net) -> Result<Self> {
+        let model_err = |message: String| SnnError::Model {
+            model: net.arch.name.clone(),
+            message,
+        };
+        let folded = net
+            .fold_batch_norm()
+            .map_err(|e| model_err(e.to_string()))?;
+        let mut populations = Vec::new();
+        let mut connections = Vec::new();
+        let mut pools: Vec<Pool> = Vec::new();
+        let mut weighted: Option<(Weighted, String, Vec<f64>)> = None;
+        for layer in &folded.layers {
+            match layer {
+                Layer::Conv(c) => {
+                    if weighted.is_some() {
+                        return Err(model_err(format!(
+                            "{} follows another weighted layer without an activation; only one weighted layer may sit between two activations",
+                            c.weight.name
+                        )));
+                    }
+                    let (k, oc, ic) = (c.kernel, c.out_c, c.in_c);
+                    let mut weight_t = vec![0.0f32; oc * ic * k * k];
+                    for o in 0..oc {
+                        for ci in 0..ic {
+                            for i in 0..k {
+                                for j in 0..k {
+                                    weight_t[((ci * k + i) * k + j) * oc + o] =
+                                        c.weight.value[((o * ic + ci) * k + i) * k + j];
+                                }
+                            }
+                        }
+                    }
+                    let bias = (0..oc * c.out_h * c.out_w)
+                        .map(|n| c.bias.value[n / (c.out_h * c.out_w)] as f64)
+                        .collect();
+                    let name = c.weight.name.trim_end_matches(".weight").to_string();
+                    weighted = Some((
+                        Weighted::Conv {
+                            in_c: ic,
+                            in_h: c.in_h,
+                            in_w: c.in_w,
+                            out_c: oc,
+                            kernel: k,
+                            stride: c.stride,
+                            pad: c.pad,
+                            out_h: c.out_h,
+                            out_w: c.out_w,
+                            weight_t,
+                        },
+                        name,
+                        bias,
+                    ));
+                }
+                Layer::Dense(d) => {
+                    if weighted.is_some() {
+                        return Err(model_err(format!(
+                            "{} follows another weighted layer without an activation",
+                            d.weight.name
+                        )));
+                    }
+                    let (fi, fo) = (d.in_f, d.out_f);
+                    let mut weight_t = vec![0.0f32; fi * fo];
+                    for o in 0..fo {
+                        for i in 0..fi {
+                            weight_t[i * fo + o] = d.weight.value[o * fi + i];
+                        }
+                    }
+                    let name = d.weight.name.trim_end_matches(".weight").to_string();
+                    let bias = d.bias.value.iter().map(|&b| b as f64).collect();
+                    weighted = Some((
+                        Weighted::Dense {
+                            in_f: fi,
+                            out_f: fo,
+                            weight_t,
+                        },
+                        name,
+                        bias,
+                    ));
+                }
+                Layer::AvgPool(p) => {
+                    if weighted.is_some() {
+                        return Err(model_err(
+                            "average pooling between a weighted layer and its activation is not supported (pool after the activation)".into(),
+                        ));
+                    }
+                    pools.push(Pool {
+                        c: p.c,
+                        h: p.h,
+                        w: p.w,
+                        size: p.size,
+                        stride: p.stride,
+                        out_h: p.out_h,
+                        out_w: p.out_w,
+                    });
+                }
+                Layer::Flatten(_) | Layer::Dropout(_) => {}
+                Layer::BatchNorm(bn) => {
+                    return Err(model_err(format!(
+                        "batch norm {} was not folded",
+                        bn.gamma.name
+                    )))
+                }
+                Layer::Activation(_) => {
+                    let Some((w, name, bias)) = weighted.take() else {
+                        return Err(model_err(
+                            "an activation without a weighted layer before it".into(),
+                        ));
+                    };
+                    populations.push(PopulationSpec {
+                        name,
+                        size: w.out_len(),
+                        bias,
+                    });
+                    connections.push(Connection {
+                        pools: std::mem::take(&mut pools),
+                        weighted: w,
+                    });
+                }
+            }
+        }
+        let Some((w, name, bias)) = weighted.take() else {
+            return Err(model_err(
+                "the network must end in a weighted layer (the output layer)".into(),
+            ));
+        };
+        if !pools.is_empty() {
+            return Err(model_err(
+                "pooling after the output layer is not supported".into(),
+            ));
+        }
+        populations.push(PopulationSpec {
+            name,
+            size: w.out_len(),
+            bias,
+        });
+        connections.push(Connection {
+            pools: Vec::new(),
+            weighted: w,
+        });
+        if populations.last().map(|p| p.size) != Some(net.arch.classes) {
+            return Err(model_err(format!(
+                "the output layer has {} values, the model has {} classes",
+                populations.last().map_or(0, |p| p.size),
+                net.arch.classes
+            )));
+        }
+        let topo = Topology {
+            name: net.arch.name.clone(),
+            input: net.arch.input,
+            classes: net.arch.classes,
+            populations,
+            connections,
+        };
+        // Sizes must chain (guaranteed by the architecture check; kept as a guard).
+        let mut prev = topo.input.channels * topo.input.height * topo.input.width;
+        for (c, p) in topo.connections.iter().zip(&topo.populations) {
+            if c.in_len() != prev || c.out_len() != p.size {
+                return Err(model_err(format!(
+                    "layer {}: sizes do not chain ({} in, {} expected)",
+                    p.name,
+                    c.in_len(),
+                    prev
+                )));
+            }
+            prev = p.size;
+        }
+        Ok(topo)
+    }
+
+    /// Hidden neurons (all populations but the output layer).
+    pub fn hidden_neurons(&self) -> usize {
+        self.populations[..self.populations.len() - 1]
+            .iter()
+            .map(|p| p.size)
+            .sum()
+    }
+
+    /// The ANN's output for one input, computed by the same scatter code with
+    /// every activation `act` applied densely. Used by tests and as a check.
+    pub fn dense_forward(&self, input: &[f32], act: impl Fn(f64) -> f64) -> Vec<f64> {
+        let mut events: Vec<(usize, f64)> = input
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v != 0.0)
+            .map(|(i, &v)| (i, v as f64))
+            .collect();
+        let mut buf = [Vec::new(), Vec::new()];
+        let last = self.populations.len() - 1;
+        let mut out = Vec::new();
+        for (k, (c, p)) in self.connections.iter().zip(&self.populations).enumerate() {
+            let mut z = p.bias.clone();
+            c.scatter(&events, 1.0, &mut z, &mut buf);
+            if k == last {
+                out = z;
+            } else {
+                events = z
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| (i, act(v)))
+                    .filter(|&(_, a)| a != 0.0)
+                    .collect();
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_windows_cover_each_input() {
+        // 3-wide windows with stride 2 overlap: column 2 lies in windows 0 and 1.
+        let p = Pool {
+            c: 1,
+            h: 5,
+            w: 5,
+            size: 3,
+            stride: 2,
+            out_h: 2,
+            out_w: 2,
+        };
+        let mut out = Vec::new();
+        p.propagate(2 * 5 + 2, 9.0, &mut out);
+        let idx: Vec<usize> = out.iter().map(|e| e.0).collect();
+        assert_eq!(idx, vec![0, 1, 2, 3]);
+        assert!(out.iter().all(|e| (e.1 - 1.0).abs() < 1e-12));
+        out.clear();
+        p.propagate(0, 9.0, &mut out);
+        assert_eq!(out, vec![(0, 1.0)]);
+        out.clear();
+        // Row 4, column 4: only the last window (rows/cols 2..5).
+        p.propagate(4 * 5 + 4, 9.0, &mut out);
+        assert_eq!(out, vec![(3, 1.0)]);
+    }
+}

@@ -1,0 +1,455 @@
+//! `circsnn classify` and the spiking network behind it, on real MNIST
+//! images with a small model trained here (on the abstract twin of
+//! netlists/lif.cir's rate curve). Skipped, with a notice, when the shared
+//! datasets folder is absent.
+
+use circsnn::data::{self, Dataset, DatasetKind, Split};
+use circsnn::neuron::{Lif, RateModel};
+use circsnn::snn::metrics::Counts;
+use circsnn::snn::{
+    classify, merge_reports, rate_model_predictions, AbstractNeuron, Fidelity, InputMode, RateMap,
+    Readout, Report, RunSettings, Synapse, SynapseKind, Topology,
+};
+use circsnn::train::arch::{ArchSpec, InputShape, LayerSpec, Padding};
+use circsnn::train::{
+    save_model, Activation, CurveFit, InputTransform, ModelMeta, Net, RateCurve, TrainOptions,
+    Trainer,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn shared_datasets() -> Option<PathBuf> {
+    let candidates = std::env::var_os("CIRCSNN_DATA")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")]);
+    for dir in candidates {
+        if dir.join("mnist").is_dir() {
+            return Some(dir);
+        }
+    }
+    eprintln!("skipping: no shared datasets folder ($CIRCSNN_DATA or ../shared/datasets)");
+    None
+}
+
+/// The rate curve of the abstract LIF twin of netlists/lif.cir (τ = 2 ms,
+/// rheobase 2 nA), fitted as `circsnn train` does.
+fn lif_curve() -> RateCurve {
+    let lif = Lif::circuit_equivalent(1);
+    let currents: Vec<f64> = (0..=60).map(|k| k as f64 * 0.1e-9).collect();
+    let rates = currents.iter().map(|&i| lif.rate(i)).collect();
+    RateCurve::fit(currents, rates, &CurveFit::default()).unwrap()
+}
+
+/// conv 8 3×3 → act → avg pool 2 → conv 16 3×3 stride 2 → act → flatten → dense 10.
+fn small_arch() -> ArchSpec {
+    ArchSpec {
+        name: "test-small".into(),
+        input: InputShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        },
+        classes: 10,
+        layers: vec![
+            LayerSpec::Conv2d {
+                out_channels: 8,
+                kernel: 3,
+                stride: 1,
+                padding: Padding::Valid,
+            },
+            LayerSpec::Activation,
+            LayerSpec::AvgPool { size: 2, stride: 2 },
+            LayerSpec::Conv2d {
+                out_channels: 16,
+                kernel: 3,
+                stride: 2,
+                padding: Padding::Same,
+            },
+            LayerSpec::Activation,
+            LayerSpec::Flatten,
+            LayerSpec::Dense { out_features: 10 },
+        ],
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    data_root: PathBuf,
+    net: Net,
+    meta: ModelMeta,
+    test: Dataset,
+}
+
+/// Train the small model once (3,000 images, 1 epoch) and save it.
+fn fixture() -> Option<&'static Fixture> {
+    static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let data_root = shared_datasets()?;
+            let train = data::load(DatasetKind::Mnist, Split::Train, Some(&data_root))
+                .unwrap()
+                .subset(0..3000);
+            let test = data::load(DatasetKind::Mnist, Split::Test, Some(&data_root)).unwrap();
+            let net = Net::new(small_arch(), Activation::RateCurve(lif_curve()), 7).unwrap();
+            let options = TrainOptions {
+                epochs: 1,
+                batch_size: 32,
+                learning_rate: 2e-3,
+                quiet: true,
+                ..TrainOptions::default()
+            };
+            let mut trainer = Trainer::new(net, options).unwrap();
+            trainer.train(&train, None, None).unwrap();
+            let net = trainer.net;
+            let meta = ModelMeta::new("mnist-small", &net, InputTransform::default(), "mnist");
+            let dir = tempfile::tempdir().unwrap();
+            save_model(dir.path(), &net, &meta).unwrap();
+            Some(Fixture {
+                dir,
+                data_root,
+                net,
+                meta,
+                test,
+            })
+        })
+        .as_ref()
+}
+
+fn settings(fidelity: Fidelity, steps: Vec<usize>) -> RunSettings {
+    RunSettings {
+        fidelity,
+        abstract_neuron: AbstractNeuron::If,
+        steps,
+        dt_s: 1e-3,
+        synapse: Synapse {
+            tau_s: 5e-3,
+            kind: SynapseKind::Lowpass,
+        },
+        scale_firing_rates: 1.0,
+        input: InputMode::Analog,
+        readout: Readout::Filtered,
+    }
+}
+
+fn images(f: &Fixture, range: std::ops::Range<usize>) -> (Vec<f32>, Vec<usize>) {
+    let len = 784;
+    let mut x = vec![0.0f32; range.len() * len];
+    for (k, i) in range.clone().enumerate() {
+        f.meta
+            .input_transform
+            .prepare(&f.test, i, &mut x[k * len..(k + 1) * len]);
+    }
+    (x, range.map(|i| f.test.labels[i] as usize).collect())
+}
+
+fn accuracy(counts: &Counts, k: usize) -> f64 {
+    counts.correct[k] as f64 / counts.images as f64
+}
+
+#[test]
+fn topology_reproduces_the_ann() {
+    let Some(f) = fixture() else { return };
+    let topo = Topology::from_net(&f.net).unwrap();
+    assert_eq!(
+        topo.populations.iter().map(|p| p.size).collect::<Vec<_>>(),
+        vec![8 * 26 * 26, 16 * 7 * 7, 10]
+    );
+    let (x, _) = images(f, 0..4);
+    let mut net = f.net.clone();
+    let logits = net.forward(&x, circsnn::train::net::Mode::Eval);
+    let act = f.net.activation.clone();
+    for k in 0..4 {
+        let out = topo.dense_forward(&x[k * 784..(k + 1) * 784], |z| act.eval(z).0);
+        for (a, b) in out.iter().zip(&logits[k * 10..(k + 1) * 10]) {
+            assert!(
+                (a - *b as f64).abs() < 1e-3 * (1.0 + b.abs() as f64),
+                "{a} vs {b}"
+            );
+        }
+    }
+}
+
+/// Spiking accuracy approaches the rate model's as steps grow. Tolerance:
+/// with 200 steps the IF network (rate exactly the curve) is within 3 images
+/// of 50 of the ANN's accuracy and predicts the ANN's class on at least 46
+/// images, more than after 5 steps; the rate fidelity (no spikes) predicts
+/// the ANN's class on at least 49.
+#[test]
+fn steps_convergence() {
+    let Some(f) = fixture() else { return };
+    let topo = Topology::from_net(&f.net).unwrap();
+    let map = RateMap::new(&f.net.activation, 1.0).unwrap();
+    let (x, labels) = images(f, 0..50);
+    let ann = rate_model_predictions(&mut f.net.clone(), &x, 50);
+    let ann_acc = ann.iter().zip(&labels).filter(|(a, b)| a == b).count() as f64 / 50.0;
+    assert!(ann_acc > 0.7, "the test model is too weak: {ann_acc}");
+
+    let steps = vec![5, 20, 200];
+    let s = settings(Fidelity::Abstract, steps.clone());
+    let out = classify(&topo, &map, &s, None, &x, &labels, &|| {}).unwrap();
+    let counts = Counts::from_results(&out.results, &ann, 10, steps.len(), 2);
+    let agree: Vec<usize> = (0..steps.len())
+        .map(|k| {
+            out.results
+                .iter()
+                .zip(&ann)
+                .filter(|(r, &a)| r.top2[k][0] == a)
+                .count()
+        })
+        .collect();
+    eprintln!(
+        "ANN accuracy {ann_acc}; IF accuracy by steps {:?}, agreement with the ANN {agree:?}",
+        (0..steps.len())
+            .map(|k| accuracy(&counts, k))
+            .collect::<Vec<_>>()
+    );
+    let err = (accuracy(&counts, 2) - ann_acc).abs();
+    assert!(err <= 3.0 / 50.0 + 1e-12, "{err}");
+    assert!(agree[2] >= 46, "{agree:?}");
+    assert!(agree[0] < agree[2], "{agree:?}");
+    // Spikes grow with time; every hidden layer fires.
+    assert!(counts.spikes.iter().all(|&s| s > 0.0));
+    assert!(counts.synops > 0.0);
+
+    let rate = classify(
+        &topo,
+        &map,
+        &settings(Fidelity::Rate, vec![200]),
+        None,
+        &x,
+        &labels,
+        &|| {},
+    )
+    .unwrap();
+    let agree = rate
+        .results
+        .iter()
+        .zip(&ann)
+        .filter(|(r, &a)| r.top2[0][0] == a)
+        .count();
+    assert!(
+        agree >= 49,
+        "rate fidelity agrees with the ANN on {agree} of 50"
+    );
+}
+
+#[test]
+fn thread_count_does_not_change_results() {
+    let Some(f) = fixture() else { return };
+    let topo = Topology::from_net(&f.net).unwrap();
+    let map = RateMap::new(&f.net.activation, 1.0).unwrap();
+    let run = |threads: usize, s: &RunSettings, n: usize| {
+        let (x, labels) = images(f, 0..n);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| classify(&topo, &map, s, None, &x, &labels, &|| {}).unwrap())
+            .results
+    };
+    let mut s = settings(Fidelity::Abstract, vec![10, 30]);
+    s.input = InputMode::Spiking;
+    s.readout = Readout::Count;
+    s.synapse.kind = SynapseKind::Alpha;
+    let one = run(1, &s, 12);
+    assert_eq!(one, run(2, &s, 12));
+    assert!(one.iter().all(|r| r.input_spikes > 0.0));
+    // The circuit kernel splits its instances over threads as well.
+    let circuit = circuit_of("lif.cir");
+    let s = settings(Fidelity::Circuit, vec![3]);
+    let (x, labels) = images(f, 0..1);
+    let a = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| classify(&topo, &map, &s, Some(&circuit), &x, &labels, &|| {}).unwrap());
+    let b = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+        .install(|| classify(&topo, &map, &s, Some(&circuit), &x, &labels, &|| {}).unwrap());
+    assert_eq!(a.results, b.results);
+}
+
+fn circuit_of(name: &str) -> circsnn::circuit::Circuit {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("netlists")
+        .join(name);
+    let parsed = circsnn::netlist::parse_file(&path).unwrap();
+    circsnn::circuit::elaborate(&parsed, &[]).unwrap()
+}
+
+fn circsnn_cmd(f: &Fixture) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_circsnn"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("-q")
+        .arg("classify")
+        .arg("--netlist")
+        .arg("lif")
+        .arg("--model")
+        .arg(f.dir.path().join("mnist-small.json"))
+        .arg("--data")
+        .arg(&f.data_root);
+    c
+}
+
+fn run_ok(mut c: Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn read_report(path: &Path) -> Report {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn cli_report_keys_shards_and_merge() {
+    let Some(f) = fixture() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let whole = out.path().join("whole");
+    let mut c = circsnn_cmd(f);
+    c.args([
+        "--fidelity",
+        "abstract",
+        "--limit",
+        "21",
+        "--steps",
+        "10,40",
+        "--json",
+    ])
+    .arg("--out")
+    .arg(&whole);
+    let stdout = run_ok(c);
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in [
+        "accuracy",
+        "top2_accuracy",
+        "rate_model_accuracy",
+        "images",
+        "images_per_s",
+        "neuron_steps_per_s",
+        "spikes_per_image",
+        "synops_per_image",
+        "energy_j_per_inference",
+        "wall_s",
+        "data_variant",
+        "settings",
+    ] {
+        assert!(value.get(key).is_some(), "report lacks {key}: {stdout}");
+    }
+    assert_eq!(value["images"], 21);
+    assert_eq!(value["data_variant"], "mnist");
+    assert!(value["energy_j_per_inference"].is_null());
+    assert_eq!(value["spikes_per_image"].as_array().unwrap().len(), 2);
+    let report = read_report(&whole.join("report.json"));
+    assert!(report.accuracy >= report.accuracy_vs_steps[0].accuracy - 0.15);
+    assert!(report.top2_accuracy >= report.accuracy);
+    for file in ["confusion.csv", "confusion.svg", "accuracy_vs_steps.svg"] {
+        assert!(whole.join(file).exists(), "{file} missing");
+    }
+    let csv = std::fs::read_to_string(whole.join("confusion.csv")).unwrap();
+    let total: u64 = csv
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.split(',').skip(1).map(|v| v.parse::<u64>().unwrap()))
+        .sum();
+    assert_eq!(total, 21);
+
+    // Three shards, merged, give the unsharded counts.
+    let mut parts = Vec::new();
+    for k in 0..3 {
+        let dir = out.path().join(format!("shard{k}"));
+        let mut c = circsnn_cmd(f);
+        c.args([
+            "--fidelity",
+            "abstract",
+            "--limit",
+            "21",
+            "--steps",
+            "10,40",
+        ])
+        .arg("--shard")
+        .arg(format!("{k}/3"))
+        .arg("--out")
+        .arg(&dir);
+        run_ok(c);
+        let r = read_report(&dir.join("report.json"));
+        assert_eq!(r.images, 7);
+        parts.push(dir.join("report.json"));
+    }
+    let merged_dir = out.path().join("merged");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_circsnn"));
+    c.arg("-q")
+        .arg("merge")
+        .args(&parts)
+        .arg("--out")
+        .arg(&merged_dir);
+    run_ok(c);
+    let merged = read_report(&merged_dir.join("report.json"));
+    assert_eq!(merged.counts, report.counts);
+    assert_eq!(merged.accuracy, report.accuracy);
+    assert_eq!(merged.accuracy_vs_steps, report.accuracy_vs_steps);
+    assert_eq!(merged.spikes_per_image, report.spikes_per_image);
+    assert_eq!(merged.synops_per_image, report.synops_per_image);
+    assert_eq!(merged.run.shard.as_deref(), Some("merged:3"));
+
+    // The library merge refuses reports of different runs.
+    let mut other = report.clone();
+    other.settings.dt_s = 2e-3;
+    assert!(merge_reports(&[report, other]).is_err());
+
+    // User errors are messages, not panics.
+    let mut c = circsnn_cmd(f);
+    c.args(["--fidelity", "abstract", "--shard", "3/3"]);
+    let o = c.output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--shard 3/3"));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_circsnn"));
+    c.current_dir(out.path())
+        .args(["classify", "--netlist"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("netlists/lif.cir"))
+        .args(["--dataset", "fashion-mnist"]);
+    let o = c.output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("fashion-mnist-lif.json"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn circuit_fidelity_smoke() {
+    let Some(f) = fixture() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let mut c = circsnn_cmd(f);
+    c.args([
+        "--fidelity",
+        "circuit",
+        "--compare",
+        "abstract",
+        "--limit",
+        "2",
+        "--steps",
+        "5",
+        "--json",
+    ])
+    .arg("--out")
+    .arg(out.path());
+    let value: serde_json::Value = serde_json::from_str(&run_ok(c)).unwrap();
+    assert_eq!(value["images"], 2);
+    assert_eq!(value["settings"]["fidelity"], "circuit");
+    assert_eq!(value["compare"]["settings"]["fidelity"], "abstract");
+    let steps = value["neuron_steps_per_s"].as_f64().unwrap();
+    assert!(steps > 0.0);
+    // 8·26·26 + 16·7·7 hidden neurons, 5 steps, 2 images.
+    assert_eq!(value["counts"]["neuron_steps"], (5408 + 784) * 5 * 2);
+    assert!(value["agreement_with_compare"].as_f64().is_some());
+}
