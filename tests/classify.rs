@@ -376,7 +376,7 @@ fn cli_report_keys_shards_and_merge() {
             "10,40",
         ])
         .arg("--shard")
-        .arg(format!("{k}/3"))
+        .arg(format!("{}/3", k + 1))
         .arg("--out")
         .arg(&dir);
         run_ok(c);
@@ -407,10 +407,10 @@ fn cli_report_keys_shards_and_merge() {
 
     // User errors are messages, not panics.
     let mut c = circsnn_cmd(f);
-    c.args(["--fidelity", "abstract", "--shard", "3/3"]);
+    c.args(["--fidelity", "abstract", "--shard", "4/3"]);
     let o = c.output().unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--shard 3/3"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--shard 4/3"));
     let mut c = Command::new(env!("CARGO_BIN_EXE_circsnn"));
     c.current_dir(out.path())
         .args(["classify", "--netlist"])

@@ -60,7 +60,7 @@ pub struct ClassifyArgs {
     pub input: InputMode,
     #[arg(long, value_enum, default_value = "filtered")]
     pub readout: Readout,
-    /// Run only shard k of n (0-based k): a contiguous block of the images.
+    /// Run only shard k of n (1-based k, as job-array indices): a contiguous block of the images.
     #[arg(long, value_name = "k/n")]
     pub shard: Option<String>,
     /// Output folder (default out/classify/<dataset>-<netlist stem>-<fidelity>).
@@ -74,34 +74,12 @@ pub struct ClassifyArgs {
     pub data: Option<PathBuf>,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct MergeArgs {
-    /// report.json files of the shards.
-    #[arg(required = true)]
-    pub reports: Vec<PathBuf>,
-    /// Folder for the merged report.json, confusion.csv and figures.
-    #[arg(long, default_value = "out/classify/merged")]
-    pub out: PathBuf,
-    #[arg(long)]
-    pub json: bool,
-}
 
-/// Parse `k/n` with 0 ≤ k < n.
-pub fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
-    let parsed = text
-        .split_once('/')
-        .and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
-    match parsed {
-        Some((k, n)) if n > 0 && k < n => Ok((k, n)),
-        _ => bail!("--shard {text}: expected k/n with 0 <= k < n (e.g. 0/4)"),
-    }
-}
-
-/// The images `[start, end)` of shard k of n over `total` images.
+/// The images `[start, end)` of shard k (1-based) of n over `total` images.
 pub fn shard_range(total: usize, shard: Option<(usize, usize)>) -> std::ops::Range<usize> {
     match shard {
         None => 0..total,
-        Some((k, n)) => total * k / n..total * (k + 1) / n,
+        Some((k, n)) => total * (k - 1) / n..total * k / n,
     }
 }
 
@@ -182,7 +160,7 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
             );
         }
     }
-    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let shard = args.shard.as_deref().map(super::parse_shard).transpose()?;
     let settings = RunSettings {
         fidelity: args.fidelity,
         abstract_neuron: args.abstract_neuron,
@@ -544,9 +522,10 @@ fn summary_line(r: &Report) -> String {
     )
 }
 
-pub fn run_merge(args: MergeArgs, _quiet: bool) -> anyhow::Result<()> {
+/// Merge classify shard reports into `out` (report.json, confusion, figures).
+pub fn run_merge(report_paths: &[PathBuf], out: &Path, json: bool) -> anyhow::Result<()> {
     let mut reports = Vec::new();
-    for p in &args.reports {
+    for p in report_paths {
         let text =
             std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
         let r: Report = serde_json::from_str(&text)
@@ -555,6 +534,6 @@ pub fn run_merge(args: MergeArgs, _quiet: bool) -> anyhow::Result<()> {
     }
     let merged = merge_reports(&reports)?;
     let classes: Vec<String> = Vec::new();
-    write_outputs(&args.out, &merged, &classes)?;
-    print_report(&merged, &args.out, args.json)
+    write_outputs(out, &merged, &classes)?;
+    print_report(&merged, out, json)
 }

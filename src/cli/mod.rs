@@ -38,14 +38,12 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Sweep .params, model parameters and element values over a grid.
     Sweep(sweep::SweepArgs),
-    /// Merge the shard outputs of a job array.
+    /// Merge the shard outputs of a job array (sweep results.jsonl or classify report.json).
     Merge(merge::MergeArgs),
     /// Download datasets and check the ones on disk.
     Data(data::DataArgs),
     /// Classify test images with the spiking network (circuit, rate or abstract neurons).
     Classify(classify::ClassifyArgs),
-    /// Merge the report.json files of `classify --shard` runs into one.
-    Merge(classify::MergeArgs),
 }
 
 /// Parse arguments, run the subcommand, and turn errors into a message and exit code 1.
@@ -78,6 +76,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => merge::run(args, cli.quiet),
         Command::Data(args) => data::run(args, cli.quiet),
         Command::Classify(args) => classify::run(args, cli.quiet),
-        Command::Merge(args) => classify::run_merge(args, cli.quiet),
+    }
+}
+
+/// Parse `--shard k/n`: shard k (1-based) of n, as job-array indices 1..n.
+pub fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
+    let parsed = text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+    match parsed {
+        Some((k, n)) if n > 0 && (1..=n).contains(&k) => Ok((k, n)),
+        _ => anyhow::bail!("--shard {text}: expected k/n with 1 <= k <= n (e.g. 1/4)"),
     }
 }

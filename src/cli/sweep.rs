@@ -59,7 +59,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
         _ => Measure::Spikes,
     };
     let (k, n) = match &args.shard {
-        Some(s) => grid::parse_shard(s).map_err(|e| anyhow::anyhow!(e))?,
+        Some(s) => super::parse_shard(s)?,
         None => (1, 1),
     };
     std::fs::create_dir_all(&args.out)

@@ -84,25 +84,6 @@ pub fn grid(axes: &[(String, Vec<f64>)]) -> Vec<Point> {
         .collect()
 }
 
-/// Parse `k/n` (1 ≤ k ≤ n).
-pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
-    let (k, n) = text
-        .split_once('/')
-        .ok_or_else(|| format!("--shard {text}: expected k/n"))?;
-    let (k, n): (usize, usize) = (
-        k.trim()
-            .parse()
-            .map_err(|_| format!("--shard {text}: bad k"))?,
-        n.trim()
-            .parse()
-            .map_err(|_| format!("--shard {text}: bad n"))?,
-    );
-    if n == 0 || k == 0 || k > n {
-        return Err(format!("--shard {text}: need 1 <= k <= n"));
-    }
-    Ok((k, n))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,12 +114,5 @@ mod tests {
             vec![("a".to_string(), 1.0), ("b".to_string(), 20.0)]
         );
         assert_eq!(g[5].index, 5);
-    }
-
-    #[test]
-    fn shards_parse() {
-        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
-        assert!(parse_shard("5/4").is_err());
-        assert!(parse_shard("0/4").is_err());
     }
 }
