@@ -7,6 +7,7 @@ pub mod merge;
 pub mod rate;
 pub mod sim;
 pub mod sweep;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// Download datasets and check the ones on disk.
     Data(data::DataArgs),
+    /// Train an ANN on a neuron circuit's own rate curve (or a baseline activation).
+    Train(train::TrainArgs),
     /// Classify test images with the spiking network (circuit, rate or abstract neurons).
     Classify(classify::ClassifyArgs),
 }
@@ -75,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sweep(args) => sweep::run(args, cli.quiet),
         Command::Merge(args) => merge::run(args, cli.quiet),
         Command::Data(args) => data::run(args, cli.quiet),
+        Command::Train(args) => train::run(args, cli.quiet),
         Command::Classify(args) => classify::run(args, cli.quiet),
     }
 }

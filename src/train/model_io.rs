@@ -41,6 +41,13 @@ pub struct ModelMeta {
     pub training_log: Vec<EpochLog>,
     #[serde(default)]
     pub test_accuracy: Option<f64>,
+    /// The abstract neuron the activation stands for when there is no
+    /// netlist (`relu`, `softlif`, `lif`).
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// The command line that reproduces the model.
+    #[serde(default)]
+    pub command_line: Option<String>,
 }
 
 impl ModelMeta {
@@ -58,6 +65,8 @@ impl ModelMeta {
             train_options: None,
             training_log: Vec::new(),
             test_accuracy: None,
+            baseline: None,
+            command_line: None,
         }
     }
 }

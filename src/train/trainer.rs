@@ -32,7 +32,14 @@ const CHECKPOINT_KEY: &str = "circsnn.checkpoint";
 pub struct TrainOptions {
     /// Total epochs; a resumed run continues up to this number.
     pub epochs: usize,
+    /// Learning rate of the first epoch.
     pub learning_rate: f32,
+    /// Per-epoch decay: epoch `e` (0-based) trains at
+    /// `learning_rate · lr_decay^e`. It depends on the epoch only, not on the
+    /// total, so extending a finished run with `--resume` continues the same
+    /// schedule that an uninterrupted run would follow.
+    #[serde(default = "no_decay")]
+    pub lr_decay: f32,
     pub batch_size: usize,
     pub seed: u64,
     #[serde(default)]
@@ -44,11 +51,16 @@ pub struct TrainOptions {
     pub quiet: bool,
 }
 
+fn no_decay() -> f32 {
+    1.0
+}
+
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
             epochs: 10,
             learning_rate: 1e-3,
+            lr_decay: 1.0,
             batch_size: 64,
             seed: 0,
             augment: Augment::default(),
@@ -70,6 +82,12 @@ impl TrainOptions {
                 self.learning_rate
             ));
         }
+        if !(self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return err(format!(
+                "learning-rate decay must lie in (0, 1], got {}",
+                self.lr_decay
+            ));
+        }
         if !(self.augment.rotation_deg.is_finite() && self.augment.rotation_deg >= 0.0) {
             return err(format!(
                 "rotation must be >= 0 degrees, got {}",
@@ -77,6 +95,11 @@ impl TrainOptions {
             ));
         }
         Ok(())
+    }
+
+    /// The learning rate of epoch `epoch` (0-based).
+    pub fn learning_rate_at(&self, epoch: usize) -> f32 {
+        self.learning_rate * self.lr_decay.powi(epoch.min(i32::MAX as usize) as i32)
     }
 }
 
@@ -94,6 +117,9 @@ pub struct EpochLog {
     /// Wall time of the training pass (s) and its throughput.
     pub train_seconds: f64,
     pub images_per_second: f64,
+    /// Learning rate used in this epoch.
+    #[serde(default)]
+    pub learning_rate: f64,
 }
 
 /// Loss and accuracy on a dataset.
@@ -254,13 +280,25 @@ impl Trainer {
         test: Option<&Dataset>,
         checkpoint: Option<&Path>,
     ) -> Result<()> {
+        self.train_with(train, test, checkpoint, |_| {})
+    }
+
+    /// [`Trainer::train`], calling `on_epoch` with each epoch's log once
+    /// its checkpoint is written.
+    pub fn train_with(
+        &mut self,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        checkpoint: Option<&Path>,
+        mut on_epoch: impl FnMut(&EpochLog),
+    ) -> Result<()> {
         self.options.validate()?;
         check_data(&self.net.arch, train, self.options.transform, "training")?;
         if let Some(t) = test {
             check_data(&self.net.arch, t, self.options.transform, "test")?;
         }
-        self.adam.learning_rate = self.options.learning_rate;
         while self.epoch < self.options.epochs {
+            self.adam.learning_rate = self.options.learning_rate_at(self.epoch);
             let start = Instant::now();
             let (train_loss, train_accuracy) = self.train_epoch(train);
             let train_seconds = start.elapsed().as_secs_f64();
@@ -277,10 +315,12 @@ impl Trainer {
                 test_accuracy: test_eval.map(|e| e.accuracy),
                 train_seconds,
                 images_per_second: train.len() as f64 / train_seconds,
+                learning_rate: self.adam.learning_rate as f64,
             });
             if let Some(path) = checkpoint {
                 self.save_checkpoint(path)?;
             }
+            on_epoch(self.log.last().expect("just pushed"));
         }
         Ok(())
     }
@@ -494,6 +534,7 @@ mod tests {
         TrainOptions {
             epochs,
             learning_rate: 0.01,
+            lr_decay: 1.0,
             batch_size: 20,
             seed: 5,
             augment: Augment {
@@ -538,10 +579,17 @@ mod tests {
         let test = quadrant_data(30, 8);
         let net = || Net::new(toy_arch(), Activation::Relu, 11).unwrap();
 
-        let mut straight = Trainer::new(net(), options(2)).unwrap();
+        // A decaying learning rate: the resumed epoch must use the second rate.
+        let decayed = |epochs| TrainOptions {
+            lr_decay: 0.5,
+            ..options(epochs)
+        };
+        let mut straight = Trainer::new(net(), decayed(2)).unwrap();
         straight.train(&train, Some(&test), None).unwrap();
+        assert_eq!(straight.log[0].learning_rate, 0.01f32 as f64);
+        assert_eq!(straight.log[1].learning_rate, 0.005f32 as f64);
 
-        let mut first = Trainer::new(net(), options(1)).unwrap();
+        let mut first = Trainer::new(net(), decayed(1)).unwrap();
         first.train(&train, Some(&test), Some(&ckpt)).unwrap();
         drop(first);
         let mut resumed = Trainer::load_checkpoint(&ckpt).unwrap();

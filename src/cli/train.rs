@@ -1,0 +1,615 @@
+//! `circsnn train`: train an ANN whose activation is the measured f–I curve
+//! of a neuron netlist (or an abstract baseline), with per-epoch checkpoints,
+//! and save it as `<out>/<name>.safetensors` + `<out>/<name>.json`.
+
+use super::sim::{parse_overrides, resolve_netlist};
+use crate::data::{self, Dataset, DatasetKind, Split};
+use crate::netlist::Expr;
+use crate::neuron::{rate_curve_cached, Lif, RateModel};
+use crate::train::{
+    self, arch, save_model, Activation, ArchOptions, Augment, CurveFit, EpochLog, InputTransform,
+    ModelMeta, Net, RateCurve, SoftLif, TrainOptions, Trainer,
+};
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+/// Current samples of the measured f–I curve.
+const RATE_POINTS: usize = 61;
+/// The sampled range ends at this multiple of the first current that fires.
+const RANGE_OVER_ONSET: f64 = 2.0;
+/// Probe ranges tried in turn to find where the neuron starts firing (A).
+const PROBE_TOPS_A: [f64; 6] = [4e-9, 40e-9, 400e-9, 4e-6, 40e-6, 400e-6];
+const PROBE_POINTS: usize = 25;
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Dataset: mnist, fashion-mnist or cifar10.
+    #[arg(long)]
+    pub dataset: String,
+    /// Neuron netlist with `.NEURON INPUT=` and `.SPIKE` (a bare file name is
+    /// also looked up in netlists/), or an abstract baseline: lif, relu, softlif.
+    #[arg(long)]
+    pub netlist: PathBuf,
+    /// Architecture (default: mnist-thesis for MNIST and Fashion-MNIST, cifar-conv6 for CIFAR-10).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Epochs in total (a resumed run continues up to this number).
+    #[arg(long, default_value_t = 6)]
+    pub epochs: usize,
+    /// Learning rate of the first epoch (Adam).
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f32,
+    /// Learning-rate factor per epoch (1 = constant).
+    #[arg(long, default_value_t = 0.6)]
+    pub lr_decay: f32,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Seed of the initial weights, shuffles, augmentation and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Dropout rate (CIFAR architectures; mnist-thesis has none).
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f32,
+    /// Batch norm after each convolution (CIFAR architectures).
+    #[arg(long)]
+    pub batch_norm: bool,
+    /// Augmentation, comma-separated: none, shift, rotate, flip, all
+    /// (default: shift for digits and clothes, shift,flip for CIFAR-10).
+    #[arg(long, value_delimiter = ',')]
+    pub augment: Vec<String>,
+    /// Largest shift of the `shift` augmentation (pixels).
+    #[arg(long, default_value_t = 2)]
+    pub shift_px: u32,
+    /// Largest angle of the `rotate` augmentation (degrees).
+    #[arg(long, default_value_t = 10.0)]
+    pub rotation_deg: f32,
+    /// Train on one luminance channel (CIFAR-10).
+    #[arg(long)]
+    pub grayscale: bool,
+    /// Onset smoothing width of the rate curve (A); default 2 % of the span
+    /// from rheobase to the current that z = 1 maps to.
+    #[arg(long, value_name = "A")]
+    pub smoothing: Option<f64>,
+    /// Top of the measured current range (A); default twice the first
+    /// current that makes the neuron fire.
+    #[arg(long, value_name = "A")]
+    pub i_max: Option<f64>,
+    /// Override a netlist .param: NAME=VALUE; repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Model name (default: <dataset>-<arch>-<netlist stem>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Output folder (checkpoints go to <out>/checkpoints/).
+    #[arg(long, default_value = "models")]
+    pub out: PathBuf,
+    /// Continue from the checkpoint of this model up to --epochs.
+    #[arg(long)]
+    pub resume: bool,
+    /// Data folder (default: $CIRCSNN_DATA, else ./data).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Train on the first N training images only (the test set stays whole).
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+}
+
+/// Where the activation comes from.
+#[derive(Debug)]
+enum NeuronSource {
+    Netlist(PathBuf),
+    Baseline(Baseline),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Baseline {
+    Relu,
+    SoftLif,
+    /// The abstract LIF twin of netlists/lif.cir (τ = 2 ms, rheobase 2 nA),
+    /// its exact rate curve fitted like a measured one.
+    Lif,
+}
+
+impl Baseline {
+    fn name(self) -> &'static str {
+        match self {
+            Baseline::Relu => "relu",
+            Baseline::SoftLif => "softlif",
+            Baseline::Lif => "lif",
+        }
+    }
+}
+
+impl NeuronSource {
+    /// A bare `lif`/`relu`/`softlif` that is not a file is a baseline;
+    /// anything else must be a netlist.
+    fn parse(arg: &Path) -> anyhow::Result<Self> {
+        let text = arg.to_string_lossy().to_ascii_lowercase();
+        let baseline = match text.as_str() {
+            "relu" => Some(Baseline::Relu),
+            "softlif" | "soft-lif" => Some(Baseline::SoftLif),
+            "lif" => Some(Baseline::Lif),
+            _ => None,
+        };
+        match baseline {
+            Some(b) if !arg.is_file() => Ok(NeuronSource::Baseline(b)),
+            _ => Ok(NeuronSource::Netlist(resolve_netlist(arg)?)),
+        }
+    }
+
+    fn stem(&self) -> String {
+        match self {
+            NeuronSource::Netlist(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "netlist".into()),
+            NeuronSource::Baseline(b) => b.name().into(),
+        }
+    }
+}
+
+/// The activation and where it came from.
+struct NeuronActivation {
+    activation: Activation,
+    netlist_path: Option<String>,
+    netlist_hash: Option<String>,
+    baseline: Option<String>,
+}
+
+/// Steady-state rates (Hz) of the netlist's neuron at each current (A),
+/// measured with the batched engine (through the on-disk cache), and the
+/// SHA-256 of the netlist text.
+fn measure_rates(
+    path: &Path,
+    overrides: &[(String, Expr)],
+    currents: &[f64],
+    quiet: bool,
+) -> anyhow::Result<(Vec<f64>, String)> {
+    let data = rate_curve_cached(path, overrides, currents, quiet)?;
+    Ok((data.rates_hz, data.netlist_sha256))
+}
+
+/// `n` currents evenly spaced from 0 to `top` (A).
+fn current_grid(top: f64, n: usize) -> Vec<f64> {
+    (0..n).map(|k| top * k as f64 / (n - 1) as f64).collect()
+}
+
+/// The current range to sample: `i_max` if given, else twice the first
+/// probed current at which the neuron fires.
+fn choose_range(
+    i_max: Option<f64>,
+    mut rates_at: impl FnMut(&[f64]) -> anyhow::Result<Vec<f64>>,
+    what: &str,
+) -> anyhow::Result<f64> {
+    if let Some(top) = i_max {
+        if !(top.is_finite() && top > 0.0) {
+            bail!("--i-max must be a positive current in amperes, got {top}");
+        }
+        return Ok(top);
+    }
+    for top in PROBE_TOPS_A {
+        let currents = current_grid(top, PROBE_POINTS);
+        let rates = rates_at(&currents)?;
+        if let Some(k) = rates.iter().position(|&r| r > 0.0) {
+            return Ok(RANGE_OVER_ONSET * currents[k]);
+        }
+    }
+    bail!(
+        "{what}: the neuron never fires for input currents up to {:e} A; check its .NEURON input node and .SPIKE rule",
+        PROBE_TOPS_A[PROBE_TOPS_A.len() - 1]
+    )
+}
+
+/// Fit the curve; `smoothing_a` (A) replaces the default onset smoothing.
+fn fit_curve(
+    currents: Vec<f64>,
+    rates: Vec<f64>,
+    smoothing_a: Option<f64>,
+    what: &str,
+) -> anyhow::Result<RateCurve> {
+    let fit = CurveFit::default();
+    let curve = RateCurve::fit(currents.clone(), rates.clone(), &fit)
+        .with_context(|| format!("{what}: fitting the rate curve"))?;
+    let Some(s) = smoothing_a else {
+        return Ok(curve);
+    };
+    if !(s.is_finite() && s >= 0.0) {
+        bail!("--smoothing must be a current >= 0 A, got {s}");
+    }
+    // z = 1 maps to `top`; express the width as a fraction of rheobase..top.
+    let spec = curve.spec();
+    let top = spec.gain_a + spec.offset_a;
+    let span = top - curve.rheobase_a();
+    let refit = CurveFit {
+        smoothing_fraction: s / span,
+        ..fit
+    };
+    RateCurve::fit(currents, rates, &refit)
+        .with_context(|| format!("{what}: fitting the rate curve with smoothing {s:e} A"))
+}
+
+/// Measure (or compute) the activation for `source`.
+fn neuron_activation(
+    source: &NeuronSource,
+    args: &TrainArgs,
+    quiet: bool,
+) -> anyhow::Result<NeuronActivation> {
+    match source {
+        NeuronSource::Baseline(Baseline::Relu) => Ok(NeuronActivation {
+            activation: Activation::Relu,
+            netlist_path: None,
+            netlist_hash: None,
+            baseline: Some("relu".into()),
+        }),
+        NeuronSource::Baseline(Baseline::SoftLif) => Ok(NeuronActivation {
+            activation: Activation::SoftLif(SoftLif::default()),
+            netlist_path: None,
+            netlist_hash: None,
+            baseline: Some("softlif".into()),
+        }),
+        NeuronSource::Baseline(Baseline::Lif) => {
+            let lif = Lif::circuit_equivalent(1);
+            let rates_at = |c: &[f64]| Ok(c.iter().map(|&i| lif.rate(i)).collect::<Vec<_>>());
+            let top = choose_range(args.i_max, rates_at, "lif")?;
+            let currents = current_grid(top, RATE_POINTS);
+            let rates = currents.iter().map(|&i| lif.rate(i)).collect();
+            let curve = fit_curve(currents, rates, args.smoothing, "abstract LIF")?;
+            Ok(NeuronActivation {
+                activation: Activation::RateCurve(curve),
+                netlist_path: None,
+                netlist_hash: None,
+                baseline: Some("lif".into()),
+            })
+        }
+        NeuronSource::Netlist(path) => {
+            let overrides = parse_overrides(&args.params)?;
+            let what = path.display().to_string();
+            if !quiet {
+                eprintln!("rate curve of {what} (batched engine, cached)");
+            }
+            let start = Instant::now();
+            let top = choose_range(
+                args.i_max,
+                |c| Ok(measure_rates(path, &overrides, c, quiet)?.0),
+                &what,
+            )?;
+            let currents = current_grid(top, RATE_POINTS);
+            let (rates, netlist_hash) = measure_rates(path, &overrides, &currents, quiet)?;
+            let curve = fit_curve(currents, rates, args.smoothing, &what)?;
+            if !quiet {
+                let spec = curve.spec();
+                eprintln!(
+                    "rate curve: {RATE_POINTS} currents 0–{top:.3e} A, rheobase {:.3e} A, z = 1 at {:.3e} A ({:.1} Hz), {:.1} s",
+                    curve.rheobase_a(),
+                    spec.gain_a + spec.offset_a,
+                    1.0 / spec.output_scale,
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            Ok(NeuronActivation {
+                activation: Activation::RateCurve(curve),
+                netlist_path: Some(path.display().to_string()),
+                netlist_hash: Some(netlist_hash),
+                baseline: None,
+            })
+        }
+    }
+}
+
+/// The augmentation named by `--augment` (empty: the dataset's default).
+fn parse_augment(args: &TrainArgs, kind: DatasetKind) -> anyhow::Result<Augment> {
+    let default: &[&str] = match kind {
+        DatasetKind::Mnist | DatasetKind::FashionMnist => &["shift"],
+        DatasetKind::Cifar10 => &["shift", "flip"],
+    };
+    let names: Vec<String> = if args.augment.is_empty() {
+        default.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.augment.clone()
+    };
+    let mut augment = Augment::default();
+    for name in &names {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "none" => {}
+            "shift" => augment.shift_px = args.shift_px,
+            "rotate" => augment.rotation_deg = args.rotation_deg,
+            "flip" => augment.hflip = true,
+            "all" => {
+                augment.shift_px = args.shift_px;
+                augment.rotation_deg = args.rotation_deg;
+                augment.hflip = true;
+            }
+            other => {
+                bail!("--augment {other}: expected none, shift, rotate, flip or all (comma-separated)")
+            }
+        }
+    }
+    if names.len() > 1 && names.iter().any(|n| n.trim().eq_ignore_ascii_case("none")) {
+        bail!("--augment none cannot be combined with other augmentations");
+    }
+    Ok(augment)
+}
+
+/// The command line with `--resume` dropped: run from scratch, it
+/// reproduces the model (a resumed run equals an uninterrupted one).
+fn reproduction_command() -> String {
+    std::iter::once("circsnn".to_string())
+        .chain(std::env::args().skip(1).filter(|a| a != "--resume"))
+        .map(|a| shell_quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+fn load_split(kind: DatasetKind, split: Split, data_dir: Option<&Path>) -> anyhow::Result<Dataset> {
+    Ok(data::load(kind, split, data_dir)?)
+}
+
+fn print_epoch(log: &EpochLog, epochs: usize) {
+    let test = match (log.test_loss, log.test_accuracy) {
+        (Some(l), Some(a)) => format!("test loss {l:.4} acc {:.2} %", 100.0 * a),
+        _ => String::new(),
+    };
+    println!(
+        "epoch {}/{epochs}: lr {:.2e}  train loss {:.4} acc {:.2} %  {test}  {:.0} images/s ({:.1} s)",
+        log.epoch,
+        log.learning_rate,
+        log.train_loss,
+        100.0 * log.train_accuracy,
+        log.images_per_second,
+        log.train_seconds
+    );
+}
+
+pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
+    let kind = DatasetKind::from_str(&args.dataset)?;
+    let source = NeuronSource::parse(&args.netlist)?;
+    let arch_name = args.arch.clone().unwrap_or_else(|| {
+        match kind {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => "mnist-thesis",
+            DatasetKind::Cifar10 => "cifar-conv6",
+        }
+        .to_string()
+    });
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{kind}-{arch_name}-{}", source.stem()));
+    if name.is_empty() || name.contains(['/', '\\']) {
+        bail!("--name '{name}': a model name must be non-empty and contain no path separators");
+    }
+    let augment = parse_augment(&args, kind)?;
+    if !(0.0..1.0).contains(&args.dropout) {
+        bail!("--dropout must lie in [0, 1), got {}", args.dropout);
+    }
+    if args.limit_train == Some(0) {
+        bail!("--limit-train must be at least 1");
+    }
+    let transform = InputTransform {
+        grayscale: args.grayscale,
+    };
+    let options = TrainOptions {
+        epochs: args.epochs,
+        learning_rate: args.lr,
+        lr_decay: args.lr_decay,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        augment,
+        transform,
+        quiet,
+    };
+    let checkpoint = args
+        .out
+        .join("checkpoints")
+        .join(format!("{name}.ckpt.safetensors"));
+    if args.resume && !checkpoint.is_file() {
+        bail!(
+            "--resume: no checkpoint of model '{name}' at {}",
+            checkpoint.display()
+        );
+    }
+
+    // The activation first: a bad netlist fails before the data is read.
+    let neuron = neuron_activation(&source, &args, quiet)?;
+
+    let data_dir = args.data.as_deref();
+    let (train_set, test_set) = (
+        load_split(kind, Split::Train, data_dir)?,
+        load_split(kind, Split::Test, data_dir)?,
+    );
+    let train_set = match args.limit_train {
+        Some(n) if n < train_set.len() => train_set.subset(0..n),
+        _ => train_set,
+    };
+    let input = transform.input_shape(&train_set);
+    let arch_options = ArchOptions {
+        dropout: args.dropout,
+        batch_norm: args.batch_norm,
+        ..ArchOptions::default()
+    };
+    let spec = arch::by_name(
+        &arch_name,
+        input,
+        train_set.class_names.len(),
+        &arch_options,
+    )?;
+
+    let mut trainer = if args.resume {
+        let mut t = Trainer::load_checkpoint(&checkpoint)?;
+        check_resumable(&t, &spec, &neuron.activation, &options, &checkpoint)?;
+        t.options.epochs = options.epochs;
+        t.options.quiet = quiet;
+        t
+    } else {
+        let net = Net::new(spec, neuron.activation.clone(), args.seed)?;
+        Trainer::new(net, options)?
+    };
+    if !quiet {
+        eprintln!(
+            "training {name}: {} on {} ({} training images, {} test), epochs {}..{}",
+            arch_name,
+            train_set.variant,
+            train_set.len(),
+            test_set.len(),
+            trainer.epoch + 1,
+            trainer.options.epochs
+        );
+    }
+    std::fs::create_dir_all(checkpoint.parent().expect("has a parent"))
+        .with_context(|| format!("cannot create {}", checkpoint.display()))?;
+    let epochs = trainer.options.epochs;
+    let start = Instant::now();
+    trainer.train_with(&train_set, Some(&test_set), Some(&checkpoint), |log| {
+        print_epoch(log, epochs)
+    })?;
+    let wall = start.elapsed().as_secs_f64();
+
+    let test_accuracy = match trainer.log.last().and_then(|l| l.test_accuracy) {
+        Some(a) => a,
+        None => train::evaluate(&mut trainer.net, &test_set, transform, 256)?.accuracy,
+    };
+    let mut meta = ModelMeta::new(&name, &trainer.net, transform, &train_set.variant);
+    meta.netlist_path = neuron.netlist_path;
+    meta.netlist_hash = neuron.netlist_hash;
+    meta.baseline = neuron.baseline;
+    meta.train_options = Some(trainer.options.clone());
+    meta.training_log = trainer.log.clone();
+    meta.test_accuracy = Some(test_accuracy);
+    meta.command_line = Some(reproduction_command());
+    save_model(&args.out, &trainer.net, &meta)?;
+    let (weights, json) = train::model_io::model_paths(&args.out, &name);
+    println!(
+        "test accuracy {:.2} % on {} images; wrote {} and {} ({:.1} s of training in this run)",
+        100.0 * test_accuracy,
+        test_set.len(),
+        weights.display(),
+        json.display(),
+        wall
+    );
+    Ok(())
+}
+
+/// A checkpoint may only be continued with the same network, activation and
+/// options (all but the number of epochs).
+fn check_resumable(
+    trainer: &Trainer,
+    spec: &train::ArchSpec,
+    activation: &Activation,
+    options: &TrainOptions,
+    checkpoint: &Path,
+) -> anyhow::Result<()> {
+    let at = checkpoint.display();
+    if trainer.net.arch != *spec {
+        bail!("--resume: {at} holds architecture '{}' for other inputs or options than this run asks for", trainer.net.arch.name);
+    }
+    if trainer.net.activation != *activation {
+        bail!("--resume: {at} was trained with another activation (the netlist, its parameters or --smoothing changed)");
+    }
+    let mut wanted = options.clone();
+    wanted.epochs = trainer.options.epochs;
+    wanted.quiet = trainer.options.quiet;
+    if wanted != trainer.options {
+        bail!(
+            "--resume: {at} was trained with other options ({:?}); pass the same ones, or drop --resume",
+            trainer.options
+        );
+    }
+    if options.epochs < trainer.epoch {
+        bail!(
+            "--resume: {at} has already trained {} epochs, more than --epochs {}",
+            trainer.epoch,
+            options.epochs
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baselines_are_bare_names_and_files_are_netlists() {
+        assert!(matches!(
+            NeuronSource::parse(Path::new("relu")).unwrap(),
+            NeuronSource::Baseline(Baseline::Relu)
+        ));
+        assert!(matches!(
+            NeuronSource::parse(Path::new("LIF")).unwrap(),
+            NeuronSource::Baseline(Baseline::Lif)
+        ));
+        match NeuronSource::parse(Path::new("lif.cir")).unwrap() {
+            NeuronSource::Netlist(p) => assert!(p.ends_with("lif.cir")),
+            other => panic!("{other:?}"),
+        }
+        let e = NeuronSource::parse(Path::new("no-such.cir")).unwrap_err();
+        assert!(e.to_string().contains("no-such.cir"), "{e}");
+    }
+
+    #[test]
+    fn range_is_twice_the_first_firing_current() {
+        // Fires from 3 nA: the 25-point probe to 4 nA first fires at 3 nA.
+        let fire = |c: &[f64]| {
+            Ok(c.iter()
+                .map(|&i| if i >= 3e-9 - 1e-18 { 100.0 } else { 0.0 })
+                .collect())
+        };
+        let top = choose_range(None, fire, "x").unwrap();
+        assert!((top - 6e-9).abs() < 1e-18, "{top}");
+        // Fires only from 1 µA: found by the wider probes.
+        let late = |c: &[f64]| {
+            Ok(c.iter()
+                .map(|&i| if i > 1e-6 { 1.0 } else { 0.0 })
+                .collect())
+        };
+        let top = choose_range(None, late, "x").unwrap();
+        assert!(top > 2e-6 && top < 2.5e-6, "{top}");
+        let never = |c: &[f64]| Ok(vec![0.0; c.len()]);
+        let e = choose_range(None, never, "quiet.cir").unwrap_err();
+        assert!(e.to_string().contains("quiet.cir"), "{e}");
+        assert_eq!(choose_range(Some(5e-9), never, "x").unwrap(), 5e-9);
+        assert!(choose_range(Some(-1.0), never, "x").is_err());
+    }
+
+    #[test]
+    fn abstract_lif_curve_has_the_circuit_rheobase() {
+        let lif = Lif::circuit_equivalent(1);
+        let top = choose_range(
+            None,
+            |c| Ok(c.iter().map(|&i| lif.rate(i)).collect()),
+            "lif",
+        )
+        .unwrap();
+        let currents = current_grid(top, RATE_POINTS);
+        let rates = currents.iter().map(|&i| lif.rate(i)).collect();
+        let curve = fit_curve(currents.clone(), rates, None, "lif").unwrap();
+        assert!((curve.rheobase_a() - 2e-9).abs() <= top / 60.0);
+        // Explicit smoothing is honoured in amperes.
+        let rates = currents.iter().map(|&i| lif.rate(i)).collect();
+        let smooth = fit_curve(currents, rates, Some(0.1e-9), "lif").unwrap();
+        assert!((smooth.spec().smoothing_a - 0.1e-9).abs() < 1e-15);
+        // The output is normalised: z = 1 gives 1.
+        assert!((smooth.eval(1.0).0 - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quoting_keeps_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("--lr"), "--lr");
+        assert_eq!(shell_quote("netlists/mif.cir"), "netlists/mif.cir");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
