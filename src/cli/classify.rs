@@ -74,7 +74,6 @@ pub struct ClassifyArgs {
     pub data: Option<PathBuf>,
 }
 
-
 /// The images `[start, end)` of shard k (1-based) of n over `total` images.
 pub fn shard_range(total: usize, shard: Option<(usize, usize)>) -> std::ops::Range<usize> {
     match shard {

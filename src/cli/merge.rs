@@ -22,7 +22,9 @@ pub struct MergeArgs {
 pub fn run(args: MergeArgs, quiet: bool) -> anyhow::Result<()> {
     let is_jsonl = |p: &PathBuf| p.extension().is_some_and(|e| e == "jsonl");
     if args.inputs.iter().all(is_jsonl) {
-        let out = args.out.unwrap_or_else(|| PathBuf::from("out/merged.jsonl"));
+        let out = args
+            .out
+            .unwrap_or_else(|| PathBuf::from("out/merged.jsonl"));
         let inputs: Vec<&std::path::Path> = args.inputs.iter().map(|p| p.as_path()).collect();
         let n = results::merge(&inputs, &out)?;
         if !quiet {
@@ -33,6 +35,8 @@ pub fn run(args: MergeArgs, quiet: bool) -> anyhow::Result<()> {
     if args.inputs.iter().any(is_jsonl) {
         bail!("cannot merge sweep results (.jsonl) with classify reports in one call");
     }
-    let out = args.out.unwrap_or_else(|| PathBuf::from("out/classify/merged"));
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("out/classify/merged"));
     super::classify::run_merge(&args.inputs, &out, args.json)
 }

@@ -85,7 +85,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Parse `--shard k/n`: shard k (1-based) of n, as job-array indices 1..n.
 pub fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
-    let parsed = text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+    let parsed = text.split_once('/').and_then(|(k, n)| {
+        Some((
+            k.trim().parse::<usize>().ok()?,
+            n.trim().parse::<usize>().ok()?,
+        ))
+    });
     match parsed {
         Some((k, n)) if n > 0 && (1..=n).contains(&k) => Ok((k, n)),
         _ => anyhow::bail!("--shard {text}: expected k/n with 1 <= k <= n (e.g. 1/4)"),

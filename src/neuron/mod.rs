@@ -23,9 +23,9 @@ pub mod rate;
 pub mod workload;
 
 pub use abstract_models::{AnalyticMif, Lif, SpikingRelu};
+pub use cache::{rate_curve_cached, RateCurveData};
 pub use kernel::{KernelStats, NeuronKernel, NeuronOptions};
 pub use rate::{rate_curve, rate_curve_with, rate_from_spikes};
-pub use cache::{rate_curve_cached, RateCurveData};
 
 /// Errors of the neuron engines. Messages name the circuit (its title) and
 /// the instance where that helps.

@@ -809,7 +809,11 @@ pub fn heatmap_figure(
     if values.len() != y_labels.len() || values.iter().any(|r| r.len() != x_labels.len()) {
         return Err(OutputError::InvalidFigureInput {
             path: path.to_path_buf(),
-            message: format!("heatmap needs {} rows of {} values", y_labels.len(), x_labels.len()),
+            message: format!(
+                "heatmap needs {} rows of {} values",
+                y_labels.len(),
+                x_labels.len()
+            ),
         });
     }
     let (lo, hi) = finite_min_max(values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
@@ -822,8 +826,18 @@ pub fn heatmap_figure(
             .x_label_area_size(X_LABEL_AREA + 20)
             .y_label_area_size(Y_LABEL_AREA + 30)
             .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)?;
-        let xl = |v: &f64| x_labels.get(v.floor() as usize).cloned().unwrap_or_default();
-        let yl = |v: &f64| y_labels.get(v.floor() as usize).cloned().unwrap_or_default();
+        let xl = |v: &f64| {
+            x_labels
+                .get(v.floor() as usize)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let yl = |v: &f64| {
+            y_labels
+                .get(v.floor() as usize)
+                .cloned()
+                .unwrap_or_default()
+        };
         chart
             .configure_mesh()
             .disable_mesh()
@@ -838,20 +852,34 @@ pub fn heatmap_figure(
             for (c, &v) in row.iter().enumerate() {
                 let color = if v.is_finite() {
                     let t = (v - lo) / span;
-                    RGBColor((40.0 + 215.0 * t) as u8, (60.0 + 170.0 * t) as u8, (160.0 - 130.0 * t) as u8)
+                    RGBColor(
+                        (40.0 + 215.0 * t) as u8,
+                        (60.0 + 170.0 * t) as u8,
+                        (160.0 - 130.0 * t) as u8,
+                    )
                 } else {
                     RGBColor(200, 200, 200)
                 };
                 let (x0, y0) = (c as f64, r as f64);
-                chart.draw_series(std::iter::once(Rectangle::new([(x0, y0), (x0 + 1.0, y0 + 1.0)], color.filled())))?;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x0, y0), (x0 + 1.0, y0 + 1.0)],
+                    color.filled(),
+                )))?;
                 if nx * ny <= 400 && v.is_finite() {
                     let text = trim_zeros(&format!("{v:.3}"));
-                    chart.draw_series(std::iter::once(Text::new(text, (x0 + 0.3, y0 + 0.6), (FONT, 12))))?;
+                    chart.draw_series(std::iter::once(Text::new(
+                        text,
+                        (x0 + 0.3, y0 + 0.6),
+                        (FONT, 12),
+                    )))?;
                 }
             }
         }
         Ok(())
     })
-    .map_err(|message| OutputError::InvalidFigureInput { path: path.to_path_buf(), message })?;
+    .map_err(|message| OutputError::InvalidFigureInput {
+        path: path.to_path_buf(),
+        message,
+    })?;
     std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
 }
