@@ -10,6 +10,7 @@
 
 use super::{op, total_power, AnalysisError, AnalysisResult, Recorder};
 use crate::circuit::{Circuit, Method, SpikeDetector};
+use crate::solver::integrator::integration_coefficients;
 use crate::solver::{Mna, System};
 
 /// The arguments of `.tran`.
@@ -63,30 +64,12 @@ impl History {
 
 /// Integration coefficients: dQ/dt ≈ alpha·Q(x) + c.
 fn coefficients(method: Method, order: usize, h: f64, hist: &History, c: &mut [f64]) -> f64 {
-    let q0 = &hist.q[0];
-    match (method, order) {
-        (Method::Trap, 2) => {
-            for i in 0..c.len() {
-                c[i] = -2.0 * q0[i] / h - hist.qdot[i];
-            }
-            2.0 / h
-        }
-        (Method::Bdf2, 2) => {
-            let h_prev = hist.t[0] - hist.t[1];
-            let w = h / h_prev;
-            let q1 = &hist.q[1];
-            for i in 0..c.len() {
-                c[i] = (-(1.0 + w) * q0[i] + w * w / (1.0 + w) * q1[i]) / h;
-            }
-            (1.0 + 2.0 * w) / ((1.0 + w) * h)
-        }
-        _ => {
-            for i in 0..c.len() {
-                c[i] = -q0[i] / h;
-            }
-            1.0 / h
-        }
-    }
+    let (h_prev, q1) = if hist.len() >= 2 {
+        (hist.t[0] - hist.t[1], Some(hist.q[1].as_slice()))
+    } else {
+        (h, None)
+    };
+    integration_coefficients(method, order, h, h_prev, &hist.q[0], q1, &hist.qdot, c)
 }
 
 /// The largest ratio of estimated local truncation error to tolerance over

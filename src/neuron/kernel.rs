@@ -52,6 +52,8 @@ use super::{check_advance_args, NeuronError, NeuronModel};
 use crate::analysis::op::initial_guess;
 use crate::circuit::{Analysis, Circuit, Method, SpikeDetector};
 use crate::devices::{isource::ISource, Device, EvalCtx, Node, Pattern, Slot, Stamp, UnknownKind};
+use crate::solver::dense::dense_solve;
+use crate::solver::integrator::integration_coefficients;
 use rayon::prelude::*;
 
 /// Solver settings of the batched engine.
@@ -754,50 +756,6 @@ fn evaluate(devs: &[Box<dyn Device>], x: &[f64], time: f64, w: &mut Work) {
     }
 }
 
-/// Solve A·y = b in place (A row-major n×n, overwritten; b becomes y) by
-/// Gaussian elimination with partial pivoting. Err(k): no usable pivot in
-/// column k.
-fn dense_solve(n: usize, a: &mut [f64], b: &mut [f64]) -> Result<(), usize> {
-    for k in 0..n {
-        let mut p = k;
-        let mut best = a[k * n + k].abs();
-        for i in k + 1..n {
-            let v = a[i * n + k].abs();
-            if v > best {
-                best = v;
-                p = i;
-            }
-        }
-        if !(best > 0.0 && best.is_finite()) {
-            return Err(k);
-        }
-        if p != k {
-            for j in k..n {
-                a.swap(k * n + j, p * n + j);
-            }
-            b.swap(k, p);
-        }
-        let pivot = a[k * n + k];
-        for i in k + 1..n {
-            let l = a[i * n + k] / pivot;
-            if l != 0.0 {
-                for j in k + 1..n {
-                    a[i * n + j] -= l * a[k * n + j];
-                }
-                b[i] -= l * b[k];
-            }
-        }
-    }
-    for k in (0..n).rev() {
-        let mut s = b[k];
-        for j in k + 1..n {
-            s -= a[k * n + j] * b[j];
-        }
-        b[k] = s / a[k * n + k];
-    }
-    Ok(())
-}
-
 /// Newton's method on one instance's dense system, from and into x.
 fn newton(
     plan: &Plan,
@@ -942,30 +900,18 @@ impl Record<'_> {
 
     /// Integration coefficients: dQ/dt ≈ α·Q(x) + c.
     fn coefficients(&self, order: usize, len: u8, h: f64, c: &mut [f64]) -> f64 {
-        let q0 = self.q(0);
-        match (self.plan.opts.method, order) {
-            (Method::Trap, 2) => {
-                let qdot = self.qdot();
-                for i in 0..c.len() {
-                    c[i] = -2.0 * q0[i] / h - qdot[i];
-                }
-                2.0 / h
-            }
-            (Method::Bdf2, 2) if len >= 2 => {
-                let w = h / (self.t(0) - self.t(1));
-                let q1 = self.q(1);
-                for i in 0..c.len() {
-                    c[i] = (-(1.0 + w) * q0[i] + w * w / (1.0 + w) * q1[i]) / h;
-                }
-                (1.0 + 2.0 * w) / ((1.0 + w) * h)
-            }
-            _ => {
-                for i in 0..c.len() {
-                    c[i] = -q0[i] / h;
-                }
-                1.0 / h
-            }
-        }
+        let h_prev = if len >= 2 { self.t(0) - self.t(1) } else { h };
+        let q1 = if len >= 2 { Some(self.q(1)) } else { None };
+        integration_coefficients(
+            self.plan.opts.method,
+            order,
+            h,
+            h_prev,
+            self.q(0),
+            q1,
+            self.qdot(),
+            c,
+        )
     }
 
     /// Extrapolate the history linearly to time t.

@@ -72,7 +72,7 @@ pub struct SparseLu {
     symbolic: SymbolicLu<usize>,
     numeric: NumericLu<usize, f64>,
     scratch: MemBuffer,
-    /// Column-major dense copy for small systems (see [`DENSE_LIMIT`]).
+    /// Row-major dense copy for small systems (see [`DENSE_LIMIT`]).
     dense: Option<Vec<f64>>,
 }
 
@@ -163,10 +163,14 @@ impl SparseLu {
             let row_idx = self.symbolic_mat.row_idx();
             for c in 0..n {
                 for k in col_ptr[c]..col_ptr[c + 1] {
-                    a[c * n + row_idx[k]] = self.values[k];
+                    a[row_idx[k] * n + c] = self.values[k];
                 }
             }
-            return dense_solve(a, n, rhs);
+            super::dense::dense_solve(n, a, rhs).map_err(LinearError::Singular)?;
+            if let Some(bad) = rhs.iter().position(|v| !v.is_finite()) {
+                return Err(LinearError::Singular(bad));
+            }
+            return Ok(());
         }
         let mat = SparseColMatRef::new(self.symbolic_mat.as_ref(), &self.values);
         let mut stack = MemStack::new(&mut self.scratch);
@@ -193,53 +197,6 @@ impl SparseLu {
         }
         Ok(())
     }
-}
-
-/// LU with partial pivoting of the column-major n×n matrix `a`, then the
-/// solve of A·x = rhs in place.
-fn dense_solve(a: &mut [f64], n: usize, rhs: &mut [f64]) -> Result<(), LinearError> {
-    for k in 0..n {
-        let (mut p, mut best) = (k, a[k * n + k].abs());
-        for r in k + 1..n {
-            let v = a[k * n + r].abs();
-            if v > best {
-                (p, best) = (r, v);
-            }
-        }
-        if best == 0.0 || !best.is_finite() {
-            return Err(LinearError::Singular(k));
-        }
-        if p != k {
-            for c in 0..n {
-                a.swap(c * n + k, c * n + p);
-            }
-            rhs.swap(k, p);
-        }
-        let pivot = a[k * n + k];
-        for r in k + 1..n {
-            let m = a[k * n + r] / pivot;
-            if m != 0.0 {
-                a[k * n + r] = m;
-                for c in k + 1..n {
-                    a[c * n + r] -= m * a[c * n + k];
-                }
-                rhs[r] -= m * rhs[k];
-            }
-        }
-    }
-    for k in (0..n).rev() {
-        let mut v = rhs[k];
-        for c in k + 1..n {
-            v -= a[c * n + k] * rhs[c];
-        }
-        rhs[k] = v / a[k * n + k];
-    }
-    if rhs.iter().any(|v| !v.is_finite()) {
-        return Err(LinearError::Singular(
-            rhs.iter().position(|v| !v.is_finite()).unwrap_or(0),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! **F(x) + α·Q(x) + c = 0**, where α·Q + c is the method's approximation of
 //! dQ/dt (α = c = 0 for a DC operating point).
 
+pub mod dense;
+pub mod integrator;
 pub mod linear;
 
 use crate::circuit::Circuit;
