@@ -825,7 +825,7 @@ pub fn heatmap_figure(
             .margin(MARGIN)
             .x_label_area_size(X_LABEL_AREA + 20)
             .y_label_area_size(Y_LABEL_AREA + 30)
-            .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)?;
+            .build_cartesian_2d(-0.5..nx as f64 - 0.5, -0.5..ny as f64 - 0.5)?;
         let xl = |v: &f64| {
             x_labels
                 .get(v.floor() as usize)
@@ -843,8 +843,8 @@ pub fn heatmap_figure(
             .disable_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
-            .x_labels(nx.min(20))
-            .y_labels(ny.min(20))
+            .x_labels(nx.clamp(2, 20) + 1)
+            .y_labels(ny.clamp(2, 20) + 1)
             .x_label_formatter(&xl)
             .y_label_formatter(&yl)
             .draw()?;
@@ -860,7 +860,7 @@ pub fn heatmap_figure(
                 } else {
                     RGBColor(200, 200, 200)
                 };
-                let (x0, y0) = (c as f64, r as f64);
+                let (x0, y0) = (c as f64 - 0.5, r as f64 - 0.5);
                 chart.draw_series(std::iter::once(Rectangle::new(
                     [(x0, y0), (x0 + 1.0, y0 + 1.0)],
                     color.filled(),
@@ -882,4 +882,41 @@ pub fn heatmap_figure(
         message,
     })?;
     std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
+}
+
+#[cfg(test)]
+mod heatmap_tests {
+    use super::*;
+
+    #[test]
+    fn heatmap_labels_every_cell_and_checks_its_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.svg");
+        let labels = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        heatmap_figure(
+            &p,
+            "t",
+            "x",
+            "y",
+            &labels(&["a", "b"]),
+            &labels(&["r1", "r2", "r3"]),
+            &[vec![1.0, 2.0], vec![3.0, f64::NAN], vec![5.0, 6.0]],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&p).unwrap();
+        // plotters writes each text element's content on its own line.
+        for text in ["a", "b", "r1", "r3", "6"] {
+            assert!(svg.lines().any(|l| l.trim() == text), "{text} missing");
+        }
+        let bad = heatmap_figure(
+            &p,
+            "t",
+            "x",
+            "y",
+            &labels(&["a"]),
+            &labels(&["r1"]),
+            &[vec![1.0, 2.0]],
+        );
+        assert!(bad.is_err());
+    }
 }
