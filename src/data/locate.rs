@@ -56,13 +56,17 @@ pub fn resolve_data_dir(cli: Option<&Path>) -> PathBuf {
     roots(cli, std::env::var_os(DATA_ENV)).remove(0)
 }
 
-/// Every data folder searched, in order: `--data DIR`, `$CIRCSNN_DATA`, `./data`
-/// (duplicates removed). The first folder holding a dataset wins.
+/// Every data folder searched: `--data DIR` alone when it is given (an
+/// explicit folder is never silently bypassed), otherwise `$CIRCSNN_DATA`
+/// then `./data` (duplicates removed). The first folder holding a dataset wins.
 pub fn data_search_path(cli: Option<&Path>) -> Vec<PathBuf> {
     roots(cli, std::env::var_os(DATA_ENV))
 }
 
 fn roots(cli: Option<&Path>, env: Option<OsString>) -> Vec<PathBuf> {
+    if let Some(dir) = cli {
+        return vec![dir.to_path_buf()];
+    }
     let mut out: Vec<PathBuf> = Vec::new();
     let candidates = cli
         .map(Path::to_path_buf)
@@ -327,26 +331,19 @@ mod tests {
     }
 
     #[test]
-    fn search_order_is_cli_env_then_local() {
+    fn search_order_is_cli_alone_else_env_then_local() {
         let r = roots(
             Some(Path::new("/nonexistent/a")),
             Some("/nonexistent/b".into()),
         );
+        assert_eq!(r, vec![PathBuf::from("/nonexistent/a")]);
+        let r = roots(None, Some("/nonexistent/b".into()));
         assert_eq!(
             r,
-            vec![
-                PathBuf::from("/nonexistent/a"),
-                PathBuf::from("/nonexistent/b"),
-                PathBuf::from("data")
-            ]
+            vec![PathBuf::from("/nonexistent/b"), PathBuf::from("data")]
         );
         let r = roots(None, Some("".into()));
         assert_eq!(r, vec![PathBuf::from("data")]);
-        let r = roots(
-            Some(Path::new("/nonexistent/a")),
-            Some("/nonexistent/a".into()),
-        );
-        assert_eq!(r.len(), 2);
     }
 
     #[test]
@@ -357,13 +354,23 @@ mod tests {
         touch(&a.path().join("mnist/t10k-images-idx3-ubyte.gz"));
         touch(&b.path().join("mnist/t10k-images-idx3-ubyte"));
         touch(&b.path().join("mnist/t10k-labels.idx1-ubyte.gz"));
-        let loc = locate_in(
+        // An explicit --data folder is searched alone: the incomplete `a`
+        // is an error even though $CIRCSNN_DATA (`b`) has the files.
+        let err = locate_in(
             DatasetKind::Mnist,
             Split::Test,
             Some(a.path()),
             Some(b.path().into()),
         )
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&a.path().join("mnist").display().to_string()),
+            "{err}"
+        );
+        assert!(!err.contains(&b.path().display().to_string()), "{err}");
+        // Without --data, $CIRCSNN_DATA is searched, then ./data.
+        let loc = locate_in(DatasetKind::Mnist, Split::Test, None, Some(b.path().into())).unwrap();
         assert_eq!(loc.dir, b.path().join("mnist"));
         match loc.split_files(Split::Test).unwrap() {
             SplitFiles::Idx { images, labels } => {
@@ -375,13 +382,13 @@ mod tests {
         let err = locate_in(
             DatasetKind::Mnist,
             Split::Train,
-            Some(a.path()),
+            None,
             Some(b.path().into()),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains(&a.path().join("mnist").display().to_string()),
+            err.contains(&b.path().join("mnist").display().to_string()),
             "{err}"
         );
         assert!(
