@@ -58,10 +58,7 @@ impl Device for Inductor {
     fn eval(&self, ctx: &EvalCtx, s: &mut Stamp) {
         let i = ctx.x[self.branch];
         let br = Some(self.branch);
-        s.f(self.a, i);
-        s.f(self.b, -i);
-        s.jf(self.s_ai, 1.0);
-        s.jf(self.s_bi, -1.0);
+        s.branch_current(self.a, self.b, self.s_ai, self.s_bi, i);
         s.f(br, ctx.v(self.a) - ctx.v(self.b));
         s.jf(self.s_ia, 1.0);
         s.jf(self.s_ib, -1.0);

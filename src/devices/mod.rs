@@ -80,6 +80,15 @@ impl Stamp<'_> {
             self.jf[s] += v;
         }
     }
+    /// A branch current i (an unknown) leaving node a and entering node b:
+    /// ±i in the two KCL rows and ±1 at their (row, branch) slots.
+    #[inline]
+    pub fn branch_current(&mut self, a: Node, b: Node, a_slot: Slot, b_slot: Slot, i: f64) {
+        self.f(a, i);
+        self.f(b, -i);
+        self.jf(a_slot, 1.0);
+        self.jf(b_slot, -1.0);
+    }
     #[inline]
     pub fn jq(&mut self, slot: Slot, v: f64) {
         if let Some(s) = slot {

@@ -87,10 +87,7 @@ impl Device for Reset {
     fn eval(&self, ctx: &EvalCtx, s: &mut Stamp) {
         let i = ctx.x[self.branch];
         let [mi, ri, im, ir, ii] = self.slots;
-        s.f(self.mem, i);
-        s.f(self.reference, -i);
-        s.jf(mi, 1.0);
-        s.jf(ri, -1.0);
+        s.branch_current(self.mem, self.reference, mi, ri, i);
         let br = Some(self.branch);
         if self.clamped_until.is_some() {
             s.f(

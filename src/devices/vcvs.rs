@@ -53,11 +53,8 @@ impl Device for Vcvs {
     }
     fn eval(&self, ctx: &EvalCtx, s: &mut Stamp) {
         let i = ctx.x[self.branch];
-        s.f(self.pos, i);
-        s.f(self.neg, -i);
         let [pi, ni, ip, inn, icp, icn] = self.slots;
-        s.jf(pi, 1.0);
-        s.jf(ni, -1.0);
+        s.branch_current(self.pos, self.neg, pi, ni, i);
         let r =
             ctx.v(self.pos) - ctx.v(self.neg) - self.gain * (ctx.v(self.cpos) - ctx.v(self.cneg));
         s.f(Some(self.branch), r);

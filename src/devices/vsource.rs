@@ -68,10 +68,7 @@ impl Device for VSource {
     }
     fn eval(&self, ctx: &EvalCtx, s: &mut Stamp) {
         let i = ctx.x[self.branch];
-        s.f(self.pos, i);
-        s.f(self.neg, -i);
-        s.jf(self.s_pi, 1.0);
-        s.jf(self.s_ni, -1.0);
+        s.branch_current(self.pos, self.neg, self.s_pi, self.s_ni, i);
         let target = ctx.source_scale * self.value(ctx);
         s.f(
             Some(self.branch),
