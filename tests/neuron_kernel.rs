@@ -102,6 +102,31 @@ fn reference_spikes(body: &str, currents: &[f64], options: &str) -> Vec<f64> {
         .spikes
 }
 
+/// The LIF of `LIF` (τ = 2 ms, R = 10 MΩ, threshold 20 mV above E_L,
+/// reset to E_L) solved exactly under piecewise-constant input: spike
+/// times relative to rest at t = 0.
+fn lif_exact_spikes(currents: &[f64]) -> Vec<f64> {
+    let (tau, r, vth) = (2e-3, 10e6, 20e-3);
+    let mut v = 0.0; // above E_L
+    let mut spikes = Vec::new();
+    for (k, &i) in currents.iter().enumerate() {
+        let v_inf = r * i;
+        let mut t = 0.0;
+        while v_inf > vth {
+            // v(s) = v_inf + (v − v_inf)·e^{−s/τ} reaches vth at s:
+            let s = tau * ((v - v_inf) / (vth - v_inf)).ln();
+            if t + s >= DT {
+                break;
+            }
+            t += s;
+            spikes.push(k as f64 * DT + t);
+            v = 0.0;
+        }
+        v = v_inf + (v - v_inf) * (-(DT - t) / tau).exp();
+    }
+    spikes
+}
+
 /// Same count, and each time within 1 µs or 0.1 % of the interval since
 /// the previous spike; Ok(worst difference) or Err(why).
 fn trains_agree(got: &[f64], want: &[f64]) -> Result<f64, String> {
@@ -121,7 +146,11 @@ fn trains_agree(got: &[f64], want: &[f64]) -> Result<f64, String> {
 }
 
 /// Every instance's spike train agrees with the general engine's at the
-/// same settings (RELTOL=1e-6), in the sense of `trains_agree`.
+/// same settings (RELTOL=1e-6), in the sense of `trains_agree`, or with the
+/// converged general engine (RELTOL=1e-8): the kernel's exact linear steps
+/// are free of the truncation error that the general engine accumulates
+/// while a membrane charges, so where the two differ, the kernel is the
+/// one that matches the converged solution (measured: LIF and MIF).
 ///
 /// A spike that is ill-conditioned (a slow passage near a fold or a
 /// separatrix, e.g. MIF2's M2 relaxing through its bistable window while
@@ -133,8 +162,18 @@ fn trains_agree(got: &[f64], want: &[f64]) -> Result<f64, String> {
 /// MIF2 11).
 ///
 /// `extra` is appended to the `.OPTIONS` line of both engines (an
-/// integration method).
-fn assert_agreement(name: &str, body: &str, seed: u64, instances: usize, extra: &str) {
+/// integration method). `exact`, where given, is the exact solution, used
+/// in place of the converged general engine (which is itself off by some
+/// 10 ns, enough to move a spike across a step boundary where the input
+/// drops).
+fn assert_agreement(
+    name: &str,
+    body: &str,
+    seed: u64,
+    instances: usize,
+    extra: &str,
+    exact: Option<fn(&[f64]) -> Vec<f64>>,
+) {
     let options = format!(".OPTIONS RELTOL=1e-6{extra}");
     let c = circuit(
         &netlist(body, "Iin 0 mem DC {iin}", 1.0).replace(".OPTIONS RELTOL=1e-6", &options),
@@ -145,6 +184,7 @@ fn assert_agreement(name: &str, body: &str, seed: u64, instances: usize, extra: 
     let mut total = 0;
     let mut worst: f64 = 0.0;
     let mut marginal = Vec::new();
+    let mut closer_to_converged = 0;
     for (i, got) in trains.iter().enumerate() {
         let currents: Vec<f64> = inputs.iter().map(|seg| seg[i]).collect();
         let want = reference_spikes(body, &currents, &options);
@@ -152,11 +192,18 @@ fn assert_agreement(name: &str, body: &str, seed: u64, instances: usize, extra: 
         match trains_agree(got, &want) {
             Ok(w) => worst = worst.max(w),
             Err(why) => {
-                let tight = reference_spikes(
-                    body,
-                    &currents,
-                    &format!(".OPTIONS RELTOL=1e-8 VNTOL=1e-9 XTOL=1e-9{extra}"),
-                );
+                let tight = match exact {
+                    Some(solution) => solution(&currents),
+                    None => reference_spikes(
+                        body,
+                        &currents,
+                        &format!(".OPTIONS RELTOL=1e-8 VNTOL=1e-9 XTOL=1e-9{extra}"),
+                    ),
+                };
+                if trains_agree(got, &tight).is_ok() {
+                    closer_to_converged += 1;
+                    continue;
+                }
                 assert!(
                     trains_agree(&want, &tight).is_err(),
                     "{name} instance {i}: {why}, where the general engine is converged\n kernel {got:?}\ngeneral {want:?}"
@@ -166,7 +213,7 @@ fn assert_agreement(name: &str, body: &str, seed: u64, instances: usize, extra: 
             }
         }
     }
-    eprintln!("{name}: {total} spikes in {instances} instances; worst difference {worst:.3e} s; ill-conditioned instances {marginal:?}");
+    eprintln!("{name}: {total} spikes in {instances} instances; worst difference {worst:.3e} s; {closer_to_converged} instances agree with the converged engine only; ill-conditioned instances {marginal:?}");
     assert!(
         marginal.len() * 50 <= instances,
         "{name}: {} of {instances} instances are ill-conditioned: {marginal:?}",
@@ -180,25 +227,25 @@ fn assert_agreement(name: &str, body: &str, seed: u64, instances: usize, extra: 
 
 #[test]
 fn mif_kernel_matches_general_engine_on_random_inputs() {
-    assert_agreement("MIF", MIF, 1, AGREEMENT_INSTANCES, "");
+    assert_agreement("MIF", MIF, 1, AGREEMENT_INSTANCES, "", None);
 }
 
 #[test]
 fn lif_kernel_matches_general_engine_on_random_inputs() {
-    assert_agreement("LIF", LIF, 2, AGREEMENT_INSTANCES, "");
+    assert_agreement("LIF", LIF, 2, AGREEMENT_INSTANCES, "", Some(lif_exact_spikes));
 }
 
 #[test]
 fn mif2_kernel_matches_general_engine_on_random_inputs() {
-    assert_agreement("MIF2", MIF2, 3, AGREEMENT_INSTANCES, "");
+    assert_agreement("MIF2", MIF2, 3, AGREEMENT_INSTANCES, "", None);
 }
 
 /// The other integration methods follow the general engine too (BDF2 is
 /// the default above).
 #[test]
 fn trap_and_be_kernels_match_general_engine() {
-    assert_agreement("MIF (TRAP)", MIF, 4, 40, " METHOD=trap");
-    assert_agreement("LIF (BE)", LIF, 5, 40, " METHOD=be");
+    assert_agreement("MIF (TRAP)", MIF, 4, 40, " METHOD=trap", None);
+    assert_agreement("LIF (BE)", LIF, 5, 40, " METHOD=be", Some(lif_exact_spikes));
 }
 
 #[test]
@@ -241,8 +288,8 @@ fn reset_restores_the_initial_state() {
 
 #[test]
 fn quiet_instances_cross_a_step_in_one_solve() {
-    // A silent neuron with a constant input settles, then its step grows
-    // to max_step = dt: one accepted step and one Newton iteration per dt.
+    // A silent neuron under a constant input is quiescent: it crosses each
+    // network step in one exact linear step, with no Newton iteration.
     let c = neuron(MIF);
     let mut k = NeuronKernel::new(&c, 2, NeuronOptions::from_circuit(&c)).unwrap();
     let inputs = [0.0, 1.4e-9];
@@ -256,12 +303,9 @@ fn quiet_instances_cross_a_step_in_one_solve() {
     }
     let quiet = k.stats();
     assert!(spikes.is_empty());
-    assert_eq!(quiet.accepted_steps - settled.accepted_steps, 2 * 50);
-    assert_eq!(quiet.rejected_steps, settled.rejected_steps);
-    assert!(
-        quiet.newton_iterations - settled.newton_iterations <= 2 * 50 * 2,
-        "{quiet:?} after {settled:?}"
-    );
+    assert_eq!(quiet.exact_steps - settled.exact_steps, 2 * 50);
+    assert_eq!(quiet.accepted_steps, settled.accepted_steps);
+    assert_eq!(quiet.newton_iterations, settled.newton_iterations);
     assert!((k.membrane_voltages()[0] + 70e-3).abs() < 1e-9);
     // 1.4 nA into 10 MΩ: 14 mV above rest.
     assert!(
@@ -270,6 +314,24 @@ fn quiet_instances_cross_a_step_in_one_solve() {
         k.membrane_voltages()[1]
     );
     assert!((k.time() - 0.1).abs() < 1e-12);
+
+    // With exact steps off, the integrator's step grows to max_step = dt:
+    // one accepted step and at most two Newton iterations per dt.
+    let mut opts = NeuronOptions::from_circuit(&c);
+    opts.exact_linear_steps = false;
+    let mut k = NeuronKernel::new(&c, 2, opts).unwrap();
+    for _ in 0..50 {
+        k.advance(1e-3, &inputs, &mut spikes).unwrap();
+    }
+    let settled = k.stats();
+    for _ in 0..50 {
+        k.advance(1e-3, &inputs, &mut spikes).unwrap();
+    }
+    let quiet = k.stats();
+    assert_eq!(quiet.accepted_steps - settled.accepted_steps, 2 * 50);
+    assert_eq!(quiet.exact_steps, 0);
+    assert!(quiet.newton_iterations - settled.newton_iterations <= 2 * 50 * 2);
+    assert!((k.membrane_voltages()[1] + 56e-3).abs() < 1e-6);
 }
 
 /// The LIF with a refractory clamp (TREF = 1 ms, a timed device change):

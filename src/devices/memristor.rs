@@ -42,6 +42,11 @@ impl Default for TsmModel {
     }
 }
 
+/// Largest state x of a quiescent device (see `Device::quiescent`): its
+/// x^P conductance is then below 1e-12 of the ON conductance, and its
+/// threshold has dropped by 0.1 % of V_on − V_off.
+pub const QUIESCENT_STATE: f64 = 1e-3;
+
 /// Smoothing of |v| at the origin (V); keeps d|v|/dv continuous for Newton.
 pub const ABS_SMOOTHING_V: f64 = 1e-6;
 
@@ -200,6 +205,38 @@ impl Device for Memristor {
     }
     fn is_linear(&self) -> bool {
         false
+    }
+    fn quiescent(&self, x: &[f64], bounds: &mut Vec<QuiescentBound>) -> bool {
+        let m = &self.model;
+        if x[self.state] > QUIESCENT_STATE {
+            return false;
+        }
+        // Where the OFF state ends: for small x the state follows
+        // x ≈ r·s with r = τ_off/τ_on, and with the threshold feedback the
+        // fold of that branch lies V_s·(ln(ΔV/V_s) + ln r + 1) below V_on
+        // (ΔV = V_on − V_off). The margin below the fold is one V_s, plus
+        // ln r for a slow device: the quiescent model drops the small
+        // state it would hold there, x ≈ (V_s/ΔV)·e^{-2}/r, which a slow
+        // device remembers; this keeps it near 1e-6 for MIF2's M2. A fast
+        // device forgets it within τ_on once the integrator takes over.
+        let dv = m.von - m.voff;
+        let memory = (m.toff / m.ton).ln();
+        let fold = m.vs * ((dv / m.vs).max(1.0).ln() + memory + 1.0);
+        let margin = m.vs * (1.0 + memory.max(0.0));
+        let leave = m.von - dv * QUIESCENT_STATE - fold - margin;
+        let enter = leave - 2.0 * m.vs;
+        if enter <= 0.0 {
+            return false;
+        }
+        for (plus, minus) in [(self.a, self.b), (self.b, self.a)] {
+            bounds.push(QuiescentBound {
+                plus,
+                minus,
+                enter,
+                leave,
+            });
+        }
+        true
     }
     fn limit(&self, x: &[f64], dx: &mut [f64]) {
         // The rates vanish at 0 and 1, so the solution never leaves [0, 1];

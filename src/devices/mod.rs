@@ -152,6 +152,26 @@ impl Slots2 {
     }
 }
 
+/// One side of a device's quiescent region (see [`Device::quiescent`]):
+/// the difference x[plus] − x[minus] (ground reads 0) must stay at or
+/// below `leave`. The batched engine starts an exact linear step only at or
+/// below `enter` (< `leave`), so that it does not flip at the edge.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QuiescentBound {
+    pub plus: Node,
+    pub minus: Node,
+    pub enter: f64,
+    pub leave: f64,
+}
+
+impl QuiescentBound {
+    /// The bounded difference at x.
+    #[inline]
+    pub fn value(&self, x: &[f64]) -> f64 {
+        self.plus.map_or(0.0, |i| x[i]) - self.minus.map_or(0.0, |i| x[i])
+    }
+}
+
 /// A quantity the device wants recorded besides node voltages.
 #[derive(Clone, Debug)]
 pub struct Probe {
@@ -196,6 +216,17 @@ pub trait Device: DeviceClone + Send + Sync + std::fmt::Debug {
     /// True when F and Q are linear in x (the Jacobian does not change).
     fn is_linear(&self) -> bool {
         true
+    }
+
+    /// Whether the device is *quiescent* at x: it behaves, to within the
+    /// solver's tolerances, as its linearisation at the circuit's rest
+    /// state, and stays so while every bound it pushes holds. Where all
+    /// devices are quiescent, the batched engine advances an instance by
+    /// the exact solution of the linear circuit instead of integrating.
+    /// Linear devices without events are always quiescent; the default for
+    /// the others is never.
+    fn quiescent(&self, _x: &[f64], _bounds: &mut Vec<QuiescentBound>) -> bool {
+        self.is_linear() && self.event_count() == 0
     }
 
     /// Limit a Newton update before it is applied (e.g. keep a memristor

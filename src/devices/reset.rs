@@ -38,6 +38,9 @@ impl ResetModel {
     }
 }
 
+/// How far below VTH the exact linear step hands over to the integrator (V).
+const QUIESCENT_MARGIN_V: f64 = 1e-6;
+
 #[derive(Clone, Debug)]
 pub struct Reset {
     pub name: String,
@@ -100,6 +103,20 @@ impl Device for Reset {
             s.f(br, i);
             s.jf(ii, 1.0);
         }
+    }
+    fn quiescent(&self, _x: &[f64], bounds: &mut Vec<QuiescentBound>) -> bool {
+        if self.clamped_until.is_some() {
+            return false;
+        }
+        // Stop just short of the threshold, so that the integrator sees
+        // the crossing and locates the event itself.
+        bounds.push(QuiescentBound {
+            plus: self.mem,
+            minus: self.reference,
+            enter: self.model.vth - 2.0 * QUIESCENT_MARGIN_V,
+            leave: self.model.vth - QUIESCENT_MARGIN_V,
+        });
+        true
     }
     fn event_count(&self) -> usize {
         1

@@ -51,7 +51,10 @@
 use super::{check_advance_args, NeuronError, NeuronModel};
 use crate::analysis::op::initial_guess;
 use crate::circuit::{Analysis, Circuit, Method, SpikeDetector};
-use crate::devices::{isource::ISource, Device, EvalCtx, Node, Pattern, Slot, Stamp, UnknownKind};
+use super::quiescent::{QuiescentModel, QuiescentScratch};
+use crate::devices::{
+    isource::ISource, Device, EvalCtx, Node, Pattern, QuiescentBound, Slot, Stamp, UnknownKind,
+};
 use crate::solver::dense::dense_solve;
 use crate::solver::integrator::integration_coefficients;
 use rayon::prelude::*;
@@ -92,9 +95,19 @@ pub struct NeuronOptions {
     /// Where a replayed transient starts, as a fraction (0, 1) of the
     /// `.SPIKE` level: the state signal's upward crossing of
     /// `fraction × level`. Below the level, so that the replay also skips
-    /// the switch-on; high enough that the start is past the memristor's
-    /// fold (about 0.014 for the TSM), so the spike is committed.
+    /// the switch-on and most of the escape from the fold (which the
+    /// integrator resolves in ~100 steps at RELTOL=1e-6); high enough that
+    /// the start is past the memristor's fold (x ≈ 0.014 for the TSM), so
+    /// the spike is committed.
     pub spike_map_entry: f64,
+    /// The entry used where the signal is already above the first one
+    /// when a spike starts (MIF2: its reset memristor M2, τ_off = 2 ms, is
+    /// still partly on), also as a fraction of the level.
+    pub spike_map_entry_late: f64,
+    /// Advance instances whose devices are all quiescent (at rest, or
+    /// charging below a memristor's fold or an LIF's threshold) by the
+    /// exact solution of the rest linearisation: see [`QuiescentModel`].
+    pub exact_linear_steps: bool,
 }
 
 impl NeuronOptions {
@@ -117,7 +130,9 @@ impl NeuronOptions {
             keep_input_sources: false,
             spike_map: true,
             spike_map_spacing: 1e-3,
-            spike_map_entry: 0.6,
+            spike_map_entry: 0.04,
+            spike_map_entry_late: 0.6,
+            exact_linear_steps: true,
         }
     }
 
@@ -146,11 +161,15 @@ impl NeuronOptions {
                 self.min_step, self.max_step
             )));
         }
-        if !(self.spike_map_entry > 0.0 && self.spike_map_entry < 1.0) {
-            return Err(NeuronError::InvalidOptions(format!(
-                "spike_map_entry must be in (0, 1), got {}",
-                self.spike_map_entry
-            )));
+        for (name, v) in [
+            ("spike_map_entry", self.spike_map_entry),
+            ("spike_map_entry_late", self.spike_map_entry_late),
+        ] {
+            if !(v > 0.0 && v < 1.0) {
+                return Err(NeuronError::InvalidOptions(format!(
+                    "{name} must be in (0, 1), got {v}"
+                )));
+            }
         }
         if self.max_newton_iterations == 0 || self.chunk_size == 0 {
             return Err(NeuronError::InvalidOptions(
@@ -216,8 +235,13 @@ struct Plan {
     linear: bool,
     /// The spike rule watches states, so transients can be replayed.
     map_rule: bool,
-    /// Signal level where a replayed transient starts.
-    entry_level: f64,
+    /// Signal levels where a replayed transient starts: the low one, else
+    /// (when the signal is already above it) the high one.
+    entry_levels: [f64; 2],
+    /// The exact linear step, where the circuit admits one.
+    quiescent: Option<QuiescentModel>,
+    /// Bounds that keep spike-rule crossings out of exact steps.
+    spike_bounds: Vec<QuiescentBound>,
     opts: NeuronOptions,
     /// Record layout (offsets into one instance's f64 record).
     stride: usize,
@@ -275,6 +299,8 @@ pub struct KernelStats {
     pub mapped_transients: u64,
     /// Spike transients integrated step by step (no usable map cell).
     pub integrated_transients: u64,
+    /// Exact linear steps (quiescent instances).
+    pub exact_steps: u64,
 }
 
 impl std::ops::AddAssign for KernelStats {
@@ -284,6 +310,7 @@ impl std::ops::AddAssign for KernelStats {
         self.newton_iterations += o.newton_iterations;
         self.mapped_transients += o.mapped_transients;
         self.integrated_transients += o.integrated_transients;
+        self.exact_steps += o.exact_steps;
     }
 }
 
@@ -312,6 +339,9 @@ struct Scratch {
     entry: Vec<f64>,
     exit: Vec<f64>,
     other: Vec<f64>,
+    /// Quiescent bounds of the instance being stepped.
+    bounds: Vec<QuiescentBound>,
+    quiescent: QuiescentScratch,
 }
 
 impl Scratch {
@@ -335,6 +365,8 @@ impl Scratch {
             entry: vec![0.0; n],
             exit: vec![0.0; n],
             other: vec![0.0; n],
+            bounds: Vec::with_capacity(16),
+            quiescent: QuiescentScratch::default(),
         }
     }
 }
@@ -609,10 +641,7 @@ fn trace_from(
         rec.restart(&mut ctl.hist_len, &s.work.q);
         let ot = plan.off_t();
         rec.r[ot] = 0.0;
-        let og = plan.off_g();
-        let e = plan.event_slots.len();
-        let (xs, rest) = rec.r.split_at_mut(og);
-        indicators(plan, devs, &xs[..n], &mut rest[..e]);
+        rec.refresh_indicators(devs);
     }
     ctl.order = 1;
     // The first step after a restart has no error estimate: keep it tiny.
@@ -629,6 +658,7 @@ fn trace_from(
     let mut times = vec![0.0];
     let mut states = entry.clone();
     let mut exit: Option<(f64, f64)> = None;
+    let exact_steps_before = ctl.stats.exact_steps;
     let mut t0 = 0.0;
     loop {
         advance_instance(
@@ -653,7 +683,11 @@ fn trace_from(
         times.push(t0);
         states.extend_from_slice(&record[..n]);
         match exit {
-            None if ctl.h_want >= h_exit => exit = Some((t0, ctl.h_want.min(CELL_WINDOW_S))),
+            // The fast dynamics are over once the steps have grown, or
+            // once the instance is quiescent (it took an exact step).
+            None if ctl.h_want >= h_exit || ctl.stats.exact_steps > exact_steps_before => {
+                exit = Some((t0, ctl.h_want.max(h_exit).min(CELL_WINDOW_S)))
+            }
             Some((t_exit, h)) if t0 >= 1.5 * t_exit + 2.0 * CELL_WINDOW_S => {
                 let Capture::Trace(Trace {
                     spike: Some(spike), ..
@@ -889,6 +923,13 @@ impl Record<'_> {
         *len = (*len + 1).min(3);
     }
 
+    /// Event indicators at the newest point.
+    fn refresh_indicators(&mut self, devs: &[Box<dyn Device>]) {
+        let (n, og, e) = (self.plan.n, self.plan.off_g(), self.plan.event_slots.len());
+        let (xs, rest) = self.r.split_at_mut(og);
+        indicators(self.plan, devs, &xs[..n], &mut rest[..e]);
+    }
+
     /// Forget all but the newest point (after a discontinuity), with q its
     /// charges.
     fn restart(&mut self, len: &mut u8, q: &[f64]) {
@@ -982,6 +1023,39 @@ fn indicators(plan: &Plan, devs: &[Box<dyn Device>], x: &[f64], out: &mut [f64])
     }
 }
 
+/// Bounds that stop exact steps short of the spike rule's crossings
+/// (and of the spike map's entry level), so that the integrator sees them.
+fn spike_bounds(rule: &SpikeRule, map_entry: f64) -> Vec<QuiescentBound> {
+    const MARGIN: f64 = 1e-6;
+    let bound = |unknown: usize, level: f64| QuiescentBound {
+        plus: Some(unknown),
+        minus: None,
+        enter: level - 2.0 * MARGIN,
+        leave: level - MARGIN,
+    };
+    match rule {
+        SpikeRule::States { unknowns, level } => {
+            let level = level.min(level * map_entry);
+            unknowns.iter().map(|&u| bound(u, level)).collect()
+        }
+        SpikeRule::Threshold { node, level } => vec![bound(*node, *level)],
+        SpikeRule::Reset { .. } => Vec::new(),
+    }
+}
+
+/// Whether every device of the instance is quiescent at x, with x inside
+/// every bound's entry level; the bounds to watch are left in `bounds`.
+fn quiescent_at(
+    plan: &Plan,
+    devs: &[Box<dyn Device>],
+    x: &[f64],
+    bounds: &mut Vec<QuiescentBound>,
+) -> bool {
+    bounds.clear();
+    bounds.extend_from_slice(&plan.spike_bounds);
+    devs.iter().all(|d| d.quiescent(x, bounds)) && bounds.iter().all(|b| b.value(x) <= b.enter)
+}
+
 /// Advance one instance over [t0, t0 + dt] (times in the record are
 /// relative to t0 while it runs).
 #[allow(clippy::too_many_arguments)]
@@ -1027,7 +1101,36 @@ fn advance_instance(
 
     let mut t = 0.0;
     let mut forced: Option<f64> = None;
+    // Check for quiescence at the start and after every accepted step.
+    let mut try_exact = plan.quiescent.is_some();
     while t < dt - hmin {
+        if let (true, None, Some(qm)) = (try_exact, forced, &plan.quiescent) {
+            try_exact = false;
+            if quiescent_at(plan, devs, rec.x(0), &mut s.bounds) {
+                qm.fit_scratch(&mut s.quiescent);
+                s.x_new.copy_from_slice(rec.x(0));
+                let (elapsed, stopped) = qm.advance(
+                    &mut s.x_new,
+                    &mut s.work.q,
+                    input,
+                    dt - t,
+                    &s.bounds,
+                    &mut s.quiescent,
+                );
+                ctl.stats.exact_steps += 1;
+                t += elapsed;
+                rec.push(&mut ctl.hist_len, t, &s.x_new, &s.work.q);
+                rec.restart(&mut ctl.hist_len, &s.work.q);
+                rec.refresh_indicators(devs);
+                ctl.order = 1;
+                // The integrator's first step has no error estimate: if it
+                // takes over (here at a bound, or at the next step if the
+                // state has left the entry region), it starts small.
+                ctl.h_want = plan.restart_step();
+                let _ = stopped;
+                continue;
+            }
+        }
         let timed = devs
             .iter()
             .filter_map(|d| d.next_timed_change(t0 + t))
@@ -1129,7 +1232,9 @@ fn advance_instance(
         let spike_theta = signal_before.and_then(|(_, level)| crossing(level));
         let tracing = matches!(s.capture, Capture::Trace(_));
         let entry_theta = match (locate_spikes, tracing, event) {
-            (true, false, None) => crossing(plan.entry_level),
+            (true, false, None) => {
+                crossing(plan.entry_levels[0]).or_else(|| crossing(plan.entry_levels[1]))
+            }
             _ => None,
         };
         if let Some(theta) = entry_theta {
@@ -1142,6 +1247,7 @@ fn advance_instance(
 
         // Accept.
         ctl.stats.accepted_steps += 1;
+        try_exact = plan.quiescent.is_some();
         for i in 0..plan.n {
             s.c[i] += alpha * s.work.q[i];
         }
@@ -1191,10 +1297,7 @@ fn advance_instance(
                         ctl.order = 1;
                         // The first step after a restart has no error estimate.
                         ctl.h_want = 0.1 * h_next;
-                        let og = plan.off_g();
-                        let e = plan.event_slots.len();
-                        let (xs, rest) = rec.r.split_at_mut(og);
-                        indicators(plan, devs, &xs[..n], &mut rest[..e]);
+                        rec.refresh_indicators(devs);
                         continue;
                     }
                     Lookup::Missing(a, b) => {
@@ -1251,14 +1354,7 @@ fn advance_instance(
                 next
             };
         }
-        let (x0, g) = {
-            let n = plan.n;
-            let o = plan.off_g();
-            let e = plan.event_slots.len();
-            let (xs, rest) = rec.r.split_at_mut(o);
-            (&xs[..n], &mut rest[..e])
-        };
-        indicators(plan, devs, x0, g);
+        rec.refresh_indicators(devs);
     }
     // Times are kept relative to the start of the next step.
     let ot = plan.off_t();
@@ -1390,6 +1486,10 @@ impl NeuronKernel {
             SpikeRule::States { level, .. } => Some(*level),
             _ => None,
         };
+        let watched_spikes = spike_bounds(
+            &spike_rule,
+            opts.spike_map_entry.min(opts.spike_map_entry_late),
+        );
         let mut plan = Plan {
             n: nu,
             input: neuron.input,
@@ -1406,10 +1506,15 @@ impl NeuronKernel {
                 .collect(),
             linear: template.iter().all(|d| d.is_linear()),
             map_rule,
-            entry_level: match &spike_rule_level {
-                Some(level) => level * opts.spike_map_entry,
-                None => f64::INFINITY,
+            entry_levels: match &spike_rule_level {
+                Some(level) => [
+                    level * opts.spike_map_entry,
+                    level * opts.spike_map_entry_late,
+                ],
+                None => [f64::INFINITY; 2],
             },
+            quiescent: None,
+            spike_bounds: watched_spikes,
             opts,
             stride: 7 * nu + 3 + e,
         };
@@ -1470,6 +1575,19 @@ impl NeuronKernel {
             if v != 0.0 {
                 plan.differential[k % nu] = true;
             }
+        }
+        if plan.opts.exact_linear_steps && quiescent_at(&plan, &template, &x, &mut scratch.bounds) {
+            // Without an exact step the kernel still works, only slower:
+            // the reason is not an error.
+            plan.quiescent = QuiescentModel::build(
+                &x,
+                &scratch.work.f,
+                &scratch.work.q,
+                &scratch.work.jf,
+                &scratch.work.jq,
+                plan.input,
+            )
+            .ok();
         }
         let mut initial_record = vec![0.0; plan.stride];
         initial_record[..nu].copy_from_slice(&x);

@@ -19,6 +19,7 @@
 pub mod abstract_models;
 pub mod cache;
 pub mod kernel;
+pub mod quiescent;
 pub mod rate;
 pub mod workload;
 
