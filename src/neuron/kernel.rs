@@ -26,23 +26,31 @@
 //! per neuron, 35 MB for 34,000 neurons. Keeping one device set per
 //! instance is what lets parameters differ between instances.
 //!
-//! Cost: an instance at rest under a constant input takes one step (one
-//! Newton iteration for linear regimes) per network step. Integrated step
-//! by step, a MIF spike costs about 170 accepted and 50 rejected steps
-//! (about 560 Newton iterations at RELTOL=1e-3), because the memristor's
-//! 1 µs switching and the 20 µs discharge are resolved to the
-//! truncation-error tolerance. With the [`SpikeMap`] (on by default for
-//! `.SPIKE ... MEMRISTOR=` rules) the part of a spike from 0.6 × the
-//! `.SPIKE` level on (switch-on, discharge, switch-off, up to where the
-//! steps have grown to `max_step`/100) is replayed from a table built by
-//! this same integrator, so a spike costs only its approach; measured on
-//! the 34k-neuron bench (one thread, RELTOL=1e-3): MIF 50.8 Newton
-//! iterations per neuron-step (88.7 without the map), 17.6 µs per
-//! neuron-step (35.5 µs without). What remains is the slow approach to the
-//! fold, where the state x grows exponentially and its absolute tolerance
-//! (XTOL) holds the steps to microseconds, and a fixed overhead of about
-//! 0.5 µs per Newton iteration (dynamic device calls, dense LU, event and
-//! breakpoint queries); `KernelStats` counts both kinds of transients.
+//! Cost. Three mechanisms keep most of an instance's time out of the
+//! integrator:
+//! - **Exact linear steps** ([`QuiescentModel`]): where every device is
+//!   quiescent ([`Device::quiescent`]: an LIF below its threshold, a
+//!   memristor below its switching fold), the instance is the linear
+//!   circuit it is at rest, and it crosses the rest of the network step in
+//!   one closed-form step (a sum of exponentials over the rest
+//!   linearisation's modes), stopping exactly where a device's bound is
+//!   reached. A silent or charging neuron costs no Newton iteration.
+//! - **Integration** with the adaptive method above from that bound on:
+//!   the escape from the fold, the switching and the discharge.
+//! - **The [`SpikeMap`]** (on by default for `.SPIKE ... MEMRISTOR=` rules):
+//!   from the state signal's crossing of 0.04 × the `.SPIKE` level (x =
+//!   0.02 for the TSM, just past its fold), the rest of a spike (escape,
+//!   switch-on, discharge, switch-off, up to quiescence) is replayed from a
+//!   table built by this same integrator.
+//!
+//! Measured with 2,000 instances of `netlists/mif.cir` (RELTOL=1e-6) under
+//! the bench's heterogeneous inputs, one thread: 7 µs per neuron-step (41
+//! µs before exact steps and the earlier map entry), i.e. about 82
+//! accepted steps and 180 Newton iterations per spike, nearly all of them
+//! in the escape from the fold between the quiescent bound and the map
+//! entry. The LIF circuit costs about 0.1–0.2 µs per neuron-step.
+//! `KernelStats` counts exact steps, integrator steps and both kinds of
+//! transients.
 //!
 //! Work is split into fixed chunks of instances run over rayon; each chunk
 //! owns its scratch space, so the step loop does not allocate and the
