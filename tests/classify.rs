@@ -130,6 +130,7 @@ fn settings(fidelity: Fidelity, steps: Vec<usize>) -> RunSettings {
         scale_firing_rates: 1.0,
         input: InputMode::Analog,
         readout: Readout::Filtered,
+        signed_current: false,
     }
 }
 

@@ -60,6 +60,11 @@ pub struct ClassifyArgs {
     pub input: InputMode,
     #[arg(long, value_enum, default_value = "filtered")]
     pub readout: Readout,
+    /// Deliver synaptic currents with their sign instead of rectifying
+    /// them at 0 A: memristive neurons (MIF, MIF2) then also fire when
+    /// driven hard negative, which the rate model does not know.
+    #[arg(long)]
+    pub signed_current: bool,
     /// Run only shard k of n (1-based k, as job-array indices): a contiguous block of the images.
     #[arg(long, value_name = "k/n")]
     pub shard: Option<String>,
@@ -172,6 +177,7 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
         scale_firing_rates: args.scale_firing_rates,
         input: args.input,
         readout: args.readout,
+        signed_current: args.signed_current,
     };
     settings.validate()?;
     let needs_circuit =
@@ -261,7 +267,8 @@ pub fn classify_images(
     quiet: bool,
 ) -> anyhow::Result<Report> {
     let topo = Topology::from_net(net)?;
-    let map = RateMap::new(&net.activation, settings.scale_firing_rates)?;
+    let mut map = RateMap::new(&net.activation, settings.scale_firing_rates)?;
+    map.rectify &= !settings.signed_current;
     let ann = rate_model_predictions(
         &mut net.fold_batch_norm().map_err(anyhow::Error::from)?,
         images,

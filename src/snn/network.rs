@@ -32,6 +32,14 @@ pub struct RunSettings {
     pub scale_firing_rates: f64,
     pub input: InputMode,
     pub readout: Readout,
+    /// Deliver the synaptic current with its sign. By default it is
+    /// rectified at 0 A (synapses only inject current), as the rate model
+    /// assumes: its activation is 0 for any drive below the rheobase. A
+    /// memristive neuron's threshold switch sees |v|, so a MIF or MIF2
+    /// driven hard enough *negative* fires too (the MIF at −2.5 nA as fast
+    /// as at +2.5 nA), which the rate model knows nothing of.
+    #[serde(default)]
+    pub signed_current: bool,
 }
 
 impl RunSettings {

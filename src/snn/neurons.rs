@@ -91,6 +91,8 @@ pub struct RateMap {
     pub activation_per_hz: f64,
     /// The firing-rate scale K.
     pub scale: f64,
+    /// Clamp a current drive at 0 A (see `RunSettings::signed_current`).
+    pub rectify: bool,
 }
 
 impl RateMap {
@@ -109,6 +111,7 @@ impl RateMap {
                     activation_per_hz: s.output_scale / scale,
                     rate_fn: RateFn::Curve(c.clone()),
                     scale,
+                    rectify: true,
                 }
             }
             Activation::SoftLif(s) => RateMap {
@@ -117,6 +120,7 @@ impl RateMap {
                 activation_per_hz: s.amplitude / scale,
                 rate_fn: RateFn::SoftLif(s.clone()),
                 scale,
+                rectify: false,
             },
             Activation::Relu => RateMap {
                 gain: scale,
@@ -124,6 +128,7 @@ impl RateMap {
                 activation_per_hz: 1.0 / (RELU_RATE_HZ * scale),
                 rate_fn: RateFn::Relu,
                 scale,
+                rectify: false,
             },
         })
     }
@@ -133,9 +138,16 @@ impl RateMap {
         matches!(self.rate_fn, RateFn::Curve(_))
     }
 
+    /// The neuron's drive at pre-activation z: a current (A) for rate
+    /// curves, rectified at 0 unless signed currents were asked for.
     #[inline]
     pub fn drive(&self, z: f64) -> f64 {
-        self.gain * z + self.offset
+        let d = self.gain * z + self.offset;
+        if self.rectify {
+            d.max(0.0)
+        } else {
+            d
+        }
     }
 
     /// Steady-state rate (Hz) at `drive`.
