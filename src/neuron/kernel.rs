@@ -37,20 +37,27 @@
 //!   reached. A silent or charging neuron costs no Newton iteration.
 //! - **Integration** with the adaptive method above from that bound on:
 //!   the escape from the fold, the switching and the discharge.
-//! - **The [`SpikeMap`]** (on by default for `.SPIKE ... MEMRISTOR=` rules):
-//!   from the state signal's crossing of 0.04 × the `.SPIKE` level (x =
-//!   0.02 for the TSM, just past its fold), the rest of a spike (escape,
-//!   switch-on, discharge, switch-off, up to quiescence) is replayed from a
-//!   table built by this same integrator.
+//! - **The [`SpikeMap`]** (on by default for `.SPIKE ... MEMRISTOR=` rules)
+//!   replays a spike's transient from a table built by this same
+//!   integrator. A transient is entered where the instance leaves its
+//!   quiescent region (so the replay covers the approach to the fold, the
+//!   escape, the switching, the discharge and the reset, up to quiescence
+//!   again), else at the state signal's crossing of 0.04 × the `.SPIKE`
+//!   level (x = 0.02 for the TSM, just past its fold), else of 0.6 × the
+//!   level (MIF2, whose reset memristor is still partly on). A transient
+//!   that would end past the network step is followed up to the step's end
+//!   while it is still in its smooth approach (the integrator goes on from
+//!   there with the next input); a spike that straddles the step's end is
+//!   integrated.
 //!
 //! Measured with 2,000 instances of `netlists/mif.cir` (RELTOL=1e-6) under
-//! the bench's heterogeneous inputs, one thread: 7 µs per neuron-step (41
-//! µs before exact steps and the earlier map entry), i.e. about 82
-//! accepted steps and 180 Newton iterations per spike, nearly all of them
-//! in the escape from the fold between the quiescent bound and the map
-//! entry. The LIF circuit costs about 0.1–0.2 µs per neuron-step.
-//! `KernelStats` counts exact steps, integrator steps and both kinds of
-//! transients.
+//! the bench's heterogeneous inputs, one thread: 5.9 µs per neuron-step
+//! (41 µs before exact steps and early map entries). 93 % of spikes are
+//! replayed; the 7 % that straddle a step boundary are integrated at about
+//! 640 steps each (the 1 µs switchings at RELTOL=1e-6), which is most of
+//! the remaining 72 accepted steps per spike. The LIF circuit costs about
+//! 0.1–0.2 µs per neuron-step. `KernelStats` counts exact steps,
+//! integrator steps, replayed, partly replayed and integrated transients.
 //!
 //! Work is split into fixed chunks of instances run over rayon; each chunk
 //! owns its scratch space, so the step loop does not allocate and the
@@ -309,6 +316,8 @@ pub struct KernelStats {
     pub integrated_transients: u64,
     /// Exact linear steps (quiescent instances).
     pub exact_steps: u64,
+    /// Spike approaches replayed up to the end of a network step.
+    pub partial_replays: u64,
 }
 
 impl std::ops::AddAssign for KernelStats {
@@ -319,6 +328,7 @@ impl std::ops::AddAssign for KernelStats {
         self.mapped_transients += o.mapped_transients;
         self.integrated_transients += o.integrated_transients;
         self.exact_steps += o.exact_steps;
+        self.partial_replays += o.partial_replays;
     }
 }
 
@@ -394,6 +404,8 @@ struct Trace {
     t_limit: f64,
     /// A spike or device event inside the transient: no cell.
     failed: bool,
+    /// A later entry crossed before the spike (time since the entry, state).
+    later_entry: Option<(f64, Vec<f64>)>,
 }
 
 /// Replayed spike transients (the "spike map").
@@ -443,11 +455,18 @@ struct Variant {
     states: Vec<f64>,
     t_exit: f64,
     h_exit: f64,
+    /// Up to this time since the entry the transient is a smooth approach
+    /// (before the state crossing of a later entry), where a replay may
+    /// stop and hand over an interpolated state.
+    smooth_until: f64,
 }
 
 /// Entry states may differ from the map's by this many local tolerances
-/// (atol + reltol·|x|).
-const ENTRY_TOLERANCE: f64 = 5.0;
+/// (atol + reltol·|x|): enough for the integration error of an approach (a
+/// few µV at RELTOL=1e-6, which moves a MIF spike by nanoseconds); at 50 a
+/// MIF2 entry whose reset memristor holds another remnant got through and
+/// moved a spike by 16 µs.
+const ENTRY_TOLERANCE: f64 = 10.0;
 /// Neighbouring cells' exit states may differ by this many local tolerances.
 const CELL_GATE: f64 = 1000.0;
 /// Most transients recorded per cell.
@@ -460,17 +479,48 @@ const CELL_WINDOW_S: f64 = 10e-6;
 const CELL_TRANSIENT_S: f64 = 10e-3;
 
 impl Variant {
-    /// The state at time t since entry, a recorded point.
+    /// The state at time t since entry, interpolated linearly between the
+    /// recorded points (the exit lies in the slow, quiescent part of the
+    /// transient); false past the record.
     fn state_at(&self, t: f64, out: &mut [f64]) -> bool {
         let n = out.len();
-        let k = self
-            .times
-            .partition_point(|&x| x < t - 1e-3 * CELL_WINDOW_S);
-        if k >= self.times.len() || (self.times[k] - t).abs() > 1e-3 * CELL_WINDOW_S {
+        let k = self.times.partition_point(|&x| x < t);
+        if k >= self.times.len() {
             return false;
         }
-        out.copy_from_slice(&self.states[k * n..(k + 1) * n]);
+        let b = &self.states[k * n..(k + 1) * n];
+        if k == 0 || self.times[k] == t {
+            out.copy_from_slice(b);
+            return true;
+        }
+        let a = &self.states[(k - 1) * n..k * n];
+        let w = (t - self.times[k - 1]) / (self.times[k] - self.times[k - 1]);
+        for i in 0..n {
+            out[i] = a[i] + w * (b[i] - a[i]);
+        }
         true
+    }
+
+    /// The part of this transient from time `t_c` (where it crossed a later
+    /// entry, at state `entry`) on, as a transient of its own.
+    fn suffix(&self, t_c: f64, entry: Vec<f64>) -> Variant {
+        let n = entry.len();
+        let first = self.times.partition_point(|&x| x <= t_c);
+        let mut times = vec![0.0];
+        let mut states = entry.clone();
+        for k in first..self.times.len() {
+            times.push(self.times[k] - t_c);
+            states.extend_from_slice(&self.states[k * n..(k + 1) * n]);
+        }
+        Variant {
+            entry,
+            spike: self.spike - t_c,
+            times,
+            states,
+            t_exit: self.t_exit - t_c,
+            h_exit: self.h_exit,
+            smooth_until: 0.0,
+        }
     }
 }
 
@@ -479,6 +529,9 @@ enum Lookup {
     /// (transient duration, spike time since entry, step to continue
     /// with); the exit state is in the output buffer.
     Replay(f64, f64, f64),
+    /// The transient does not end by the time asked for, which is still in
+    /// its smooth approach; the state there is in the output buffer.
+    Partial,
     Refused,
     /// These cells must be built first.
     Missing(i64, i64),
@@ -501,6 +554,7 @@ impl SpikeMap {
         plan: &Plan,
         input: f64,
         entry: &[f64],
+        until: f64,
         exit: &mut [f64],
         other: &mut [f64],
     ) -> Lookup {
@@ -526,7 +580,14 @@ impl SpikeMap {
         let Some((c0, c1)) = c0.variants.iter().zip(&c1.variants).find(fits) else {
             return Lookup::Refused;
         };
-        let t = c0.t_exit.max(c1.t_exit);
+        let t_exit = c0.t_exit.max(c1.t_exit);
+        // A transient that would end past `until` is followed up to there,
+        // if that is still in its smooth approach.
+        let partial = t_exit > until;
+        if partial && until > c0.smooth_until.min(c1.smooth_until) {
+            return Lookup::Refused;
+        }
+        let t = if partial { until } else { t_exit };
         if !(c0.state_at(t, exit) && c1.state_at(t, other)) {
             return Lookup::Refused;
         }
@@ -535,6 +596,9 @@ impl SpikeMap {
                 return Lookup::Refused;
             }
             exit[i] += w * (other[i] - exit[i]);
+        }
+        if partial {
+            return Lookup::Partial;
         }
         let spike = c0.spike + w * (c1.spike - c0.spike);
         Lookup::Replay(t, spike, c0.h_exit.min(c1.h_exit))
@@ -566,10 +630,8 @@ fn build_cell(
         else {
             break;
         };
-        if let Some(last) = variants.last() {
-            if entries_match(plan, &last.entry, &entry) {
-                break;
-            }
+        if variants.iter().any(|v| entries_match(plan, &v.entry, &entry)) {
+            break;
         }
         match trace_from(
             plan,
@@ -581,7 +643,7 @@ fn build_cell(
             input,
             entry,
         ) {
-            Some(v) => variants.push(v),
+            Some((v, later)) => variants.extend(std::iter::once(v).chain(later)),
             None => break,
         }
     }
@@ -624,7 +686,9 @@ fn search_entry(
     }
 }
 
-/// Record the transient from `entry` (see [`SpikeMap`]).
+/// Record the transient from `entry` (see [`SpikeMap`]), and the part of
+/// it from a later entry crossing before the spike (an entry at the
+/// quiescent bound passes the state crossing on its way to the spike).
 #[allow(clippy::too_many_arguments)]
 fn trace_from(
     plan: &Plan,
@@ -635,7 +699,7 @@ fn trace_from(
     s: &mut Scratch,
     input: f64,
     entry: Vec<f64>,
-) -> Option<Variant> {
+) -> Option<(Variant, Option<Variant>)> {
     let n = plan.n;
     let mut v = 0.0;
     // Restart from the entry state at time 0.
@@ -658,6 +722,7 @@ fn trace_from(
         spike: None,
         t_limit: CELL_TRANSIENT_S,
         failed: false,
+        later_entry: None,
     });
     // The transient is recorded at the ends of windows of CELL_WINDOW_S,
     // where the integrator lands exactly: replay then needs no
@@ -691,9 +756,12 @@ fn trace_from(
         times.push(t0);
         states.extend_from_slice(&record[..n]);
         match exit {
-            // The fast dynamics are over once the steps have grown, or
-            // once the instance is quiescent (it took an exact step).
-            None if ctl.h_want >= h_exit || ctl.stats.exact_steps > exact_steps_before => {
+            // After the spike, the fast dynamics are over once the steps
+            // have grown, or once the instance is quiescent (it took an
+            // exact step).
+            None if matches!(s.capture, Capture::Trace(Trace { spike: Some(_), .. }))
+                && (ctl.h_want >= h_exit || ctl.stats.exact_steps > exact_steps_before) =>
+            {
                 exit = Some((t0, ctl.h_want.max(h_exit).min(CELL_WINDOW_S)))
             }
             Some((t_exit, h)) if t0 >= 1.5 * t_exit + 2.0 * CELL_WINDOW_S => {
@@ -706,14 +774,24 @@ fn trace_from(
                 if spike > t_exit {
                     return None;
                 }
-                return Some(Variant {
+                let later = match &mut s.capture {
+                    Capture::Trace(trace) => trace.later_entry.take(),
+                    _ => None,
+                };
+                let whole = Variant {
                     spike,
                     entry,
                     times,
                     states,
                     t_exit,
                     h_exit: h,
-                });
+                    // Interpolation between records (10 µs apart) holds
+                    // only where the state moves slowly: up to a window
+                    // before the later entry.
+                    smooth_until: later.as_ref().map_or(0.0, |(t_c, _)| t_c - CELL_WINDOW_S),
+                };
+                let later = later.map(|(t_c, entry)| whole.suffix(t_c, entry));
+                return Some((whole, later));
             }
             _ => {}
         }
@@ -1064,6 +1142,59 @@ fn quiescent_at(
     devs.iter().all(|d| d.quiescent(x, bounds)) && bounds.iter().all(|b| b.value(x) <= b.enter)
 }
 
+/// Replay the spike transient that starts at `t_entry` from the state in
+/// `s.entry`, if the map has it and it ends within the step: the spike is
+/// recorded and the instance continues from the exit state. Returns the
+/// exit time; None (the transient is to be integrated) otherwise.
+#[allow(clippy::too_many_arguments)]
+fn replay(
+    plan: &Plan,
+    devs: &[Box<dyn Device>],
+    rec: &mut Record,
+    ctl: &mut Control,
+    s: &mut Scratch,
+    map: &SpikeMap,
+    input: f64,
+    t0: f64,
+    t_entry: f64,
+    dt: f64,
+    instance: usize,
+) -> Option<f64> {
+    let until = dt - t_entry;
+    match map.lookup(plan, input, &s.entry, until, &mut s.exit, &mut s.other) {
+        Lookup::Partial => {
+            // Follow the approach to the end of the step; the integrator
+            // goes on from there with the next step's input.
+            ctl.stats.partial_replays += 1;
+            evaluate(devs, &s.exit, t0 + dt, &mut s.work);
+            rec.push(&mut ctl.hist_len, dt, &s.exit, &s.work.q);
+            rec.restart(&mut ctl.hist_len, &s.work.q);
+            ctl.order = 1;
+            ctl.h_want = plan.restart_step();
+            rec.refresh_indicators(devs);
+            Some(dt)
+        }
+        Lookup::Replay(duration, spike_at, h_next) if duration <= until - plan.opts.min_step => {
+            ctl.stats.mapped_transients += 1;
+            s.spikes.push((instance, t_entry + spike_at));
+            let t = t_entry + duration;
+            evaluate(devs, &s.exit, t0 + t, &mut s.work);
+            rec.push(&mut ctl.hist_len, t, &s.exit, &s.work.q);
+            rec.restart(&mut ctl.hist_len, &s.work.q);
+            ctl.order = 1;
+            // The first step after a restart has no error estimate.
+            ctl.h_want = 0.1 * h_next;
+            rec.refresh_indicators(devs);
+            Some(t)
+        }
+        Lookup::Missing(a, b) => {
+            s.missing_cells.extend([a, b]);
+            None
+        }
+        _ => None,
+    }
+}
+
 /// Advance one instance over [t0, t0 + dt] (times in the record are
 /// relative to t0 while it runs).
 #[allow(clippy::too_many_arguments)]
@@ -1135,7 +1266,23 @@ fn advance_instance(
                 // takes over (here at a bound, or at the next step if the
                 // state has left the entry region), it starts small.
                 ctl.h_want = plan.restart_step();
-                let _ = stopped;
+                if stopped && plan.map_rule {
+                    // Leaving the quiescent region is where a spike's
+                    // transient starts, as early as it can: replay it whole
+                    // (approach, escape, spike, reset) where it fits.
+                    s.entry.copy_from_slice(&s.x_new);
+                    if let Capture::Entry(slot) = &mut s.capture {
+                        *slot = Some(s.entry.clone());
+                        return Ok(());
+                    }
+                    if let (Some(map), Capture::Off) = (map, &s.capture) {
+                        if let Some(t_exit) =
+                            replay(plan, devs, &mut rec, ctl, s, map, input, t0, t, dt, instance)
+                        {
+                            t = t_exit;
+                        }
+                    }
+                }
                 continue;
             }
         }
@@ -1238,9 +1385,8 @@ fn advance_instance(
             _ => None,
         };
         let spike_theta = signal_before.and_then(|(_, level)| crossing(level));
-        let tracing = matches!(s.capture, Capture::Trace(_));
-        let entry_theta = match (locate_spikes, tracing, event) {
-            (true, false, None) => {
+        let entry_theta = match (locate_spikes, event) {
+            (true, None) => {
                 crossing(plan.entry_levels[0]).or_else(|| crossing(plan.entry_levels[1]))
             }
             _ => None,
@@ -1262,6 +1408,9 @@ fn advance_instance(
         rec.qdot_mut().copy_from_slice(&s.c);
         if let Some(theta) = spike_theta {
             s.spikes.push((instance, t + h * theta));
+            if map.is_some() {
+                ctl.stats.integrated_transients += 1;
+            }
         }
         rec.push(&mut ctl.hist_len, t_new, &s.x_new, &s.work.q);
         t = t_new;
@@ -1287,32 +1436,26 @@ fn advance_instance(
                 let (a, b) = (rec.x(1)[i], rec.x(0)[i]);
                 s.entry[i] = a + theta * (b - a);
             }
-            if let Capture::Entry(slot) = &mut s.capture {
-                *slot = Some(s.entry.clone());
-                return Ok(());
+            match &mut s.capture {
+                Capture::Entry(slot) => {
+                    *slot = Some(s.entry.clone());
+                    return Ok(());
+                }
+                // A transient traced from an earlier entry passes this
+                // one: the rest of it is a transient of its own.
+                Capture::Trace(trace) => {
+                    if trace.later_entry.is_none() && trace.spike.is_none() {
+                        trace.later_entry = Some((t0 + t_entry, s.entry.clone()));
+                    }
+                }
+                Capture::Off => {}
             }
-            if let (Some(map), None) = (map, spike_theta) {
-                match map.lookup(plan, input, &s.entry, &mut s.exit, &mut s.other) {
-                    Lookup::Replay(duration, spike_at, h_next)
-                        if t_entry + duration <= dt - hmin =>
-                    {
-                        ctl.stats.mapped_transients += 1;
-                        s.spikes.push((instance, t_entry + spike_at));
-                        t = t_entry + duration;
-                        evaluate(devs, &s.exit, t0 + t, &mut s.work);
-                        rec.push(&mut ctl.hist_len, t, &s.exit, &s.work.q);
-                        rec.restart(&mut ctl.hist_len, &s.work.q);
-                        ctl.order = 1;
-                        // The first step after a restart has no error estimate.
-                        ctl.h_want = 0.1 * h_next;
-                        rec.refresh_indicators(devs);
-                        continue;
-                    }
-                    Lookup::Missing(a, b) => {
-                        ctl.stats.integrated_transients += 1;
-                        s.missing_cells.extend([a, b]);
-                    }
-                    _ => ctl.stats.integrated_transients += 1,
+            if let (Some(map), None, Capture::Off) = (map, spike_theta, &s.capture) {
+                if let Some(t_exit) = replay(
+                    plan, devs, &mut rec, ctl, s, map, input, t0, t_entry, dt, instance,
+                ) {
+                    t = t_exit;
+                    continue;
                 }
             }
         }
