@@ -31,6 +31,11 @@ pub struct BenchArgs {
     pub no_single: bool,
 }
 
+/// Network steps simulated before timing: 50 ms, so that every firing
+/// neuron has spiked a few times and the circuit kernels' spike-map cells
+/// for its input exist (the steady regime, not the start-up).
+const WARMUP_STEPS: usize = 50;
+
 /// Time `model` on `inputs`: ns per neuron-step, after a warm-up.
 fn time_model(
     model: &mut dyn NeuronModel,
@@ -38,7 +43,7 @@ fn time_model(
     seconds: f64,
 ) -> anyhow::Result<(f64, u64, f64)> {
     let mut spikes = Vec::with_capacity(inputs.len());
-    for _ in 0..5 {
+    for _ in 0..WARMUP_STEPS {
         spikes.clear();
         model.advance(DT, inputs, &mut spikes)?;
     }
