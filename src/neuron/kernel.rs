@@ -73,6 +73,7 @@ use crate::devices::{
 use crate::solver::dense::dense_solve;
 use crate::solver::integrator::integration_coefficients;
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Solver settings of the batched engine.
 #[derive(Clone, Debug)]
@@ -437,16 +438,28 @@ struct Trace {
 ///   tolerances (a steep place in the input, near the rheobase),
 /// - or the transient would not end within the current network step (the
 ///   input may change at the step boundary).
+///
+/// Cells are built on demand, after the step that missed them; a map
+/// built up front over a range of inputs ([`NeuronKernel::prebuild_spike_map`])
+/// is *frozen*: it builds nothing more, so it can be shared between
+/// kernels, and what an instance does no longer depends on what ran
+/// before it (needed where independent runs, e.g. images, share a map).
+#[derive(Clone)]
 pub struct SpikeMap {
     log_spacing: f64,
     cells: std::collections::HashMap<i64, Option<MapCell>>,
+    /// Unknowns per instance of the circuit it belongs to.
+    unknowns: usize,
+    frozen: bool,
 }
 
 /// The transients of one input: from rest, then the following ones.
+#[derive(Clone)]
 struct MapCell {
     variants: Vec<Variant>,
 }
 
+#[derive(Clone)]
 struct Variant {
     entry: Vec<f64>,
     /// Spike time since the entry (s).
@@ -538,11 +551,23 @@ enum Lookup {
 }
 
 impl SpikeMap {
-    fn new(spacing: f64) -> Self {
+    fn new(spacing: f64, unknowns: usize) -> Self {
         SpikeMap {
             log_spacing: spacing.ln_1p(),
             cells: Default::default(),
+            unknowns,
+            frozen: false,
         }
+    }
+
+    /// Number of cells (valid or refused).
+    pub fn cells(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Whether the map was built up front and builds nothing more.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
     }
 
     fn input_of(&self, key: i64) -> f64 {
@@ -568,6 +593,7 @@ impl SpikeMap {
         let (c0, c1) = match (self.cells.get(&k), self.cells.get(&(k + 1))) {
             (Some(Some(a)), Some(Some(b))) => (a, b),
             (Some(_), Some(_)) => return Lookup::Refused,
+            _ if self.frozen => return Lookup::Refused,
             _ => return Lookup::Missing(k, k + 1),
         };
         let tol = |i: usize, x: f64| plan.atol[i] + plan.opts.reltol * x.abs();
@@ -1536,7 +1562,7 @@ pub struct NeuronKernel {
     len: usize,
     /// One device set at the initial state, for building map cells.
     template: Vec<Box<dyn Device>>,
-    spike_map: Option<SpikeMap>,
+    spike_map: Option<Arc<SpikeMap>>,
 }
 
 impl std::fmt::Debug for NeuronKernel {
@@ -1772,7 +1798,7 @@ impl NeuronKernel {
             time: 0.0,
             len: n,
             spike_map: (plan.map_rule && plan.opts.spike_map)
-                .then(|| SpikeMap::new(plan.opts.spike_map_spacing)),
+                .then(|| Arc::new(SpikeMap::new(plan.opts.spike_map_spacing, nu))),
             template,
             plan,
         })
@@ -1835,9 +1861,12 @@ impl NeuronKernel {
             r.copy_from_slice(&self.initial_record);
         }
         self.controls.fill(self.initial_control);
-        // A fresh map, so that a rerun replays exactly what the first run did.
+        // A fresh map, so that a rerun replays exactly what the first run
+        // did (a frozen map never changes).
         if let Some(map) = &mut self.spike_map {
-            map.cells.clear();
+            if !map.frozen {
+                *map = Arc::new(SpikeMap::new(self.plan.opts.spike_map_spacing, self.plan.n));
+            }
         }
         let v0 = self.initial_record[self.plan.membrane];
         self.v_mem.fill(v0);
@@ -1857,7 +1886,7 @@ impl NeuronKernel {
         let cs = plan.opts.chunk_size;
         let (d, stride) = (plan.devices_per_instance, plan.stride);
         let t0 = self.time;
-        let map = self.spike_map.as_ref();
+        let map = self.spike_map.as_deref();
         self.devices
             .par_chunks_mut((cs * d).max(1))
             .zip(self.records.par_chunks_mut(cs * stride))
@@ -1905,20 +1934,29 @@ impl NeuronKernel {
     /// Build the spike-map cells that this step's spikes asked for (in
     /// parallel, each independent of the others and of the thread count).
     fn build_missing_cells(&mut self) {
-        let Some(map) = &mut self.spike_map else {
-            return;
-        };
-        let mut keys: Vec<i64> = self
+        let keys: Vec<i64> = self
             .scratch
             .iter()
             .flat_map(|s| s.missing_cells.iter().copied())
-            .filter(|k| !map.cells.contains_key(k))
             .collect();
+        self.build_cells(keys);
+    }
+
+    /// Build the cells of `keys` that the (unfrozen) map lacks, in parallel.
+    fn build_cells(&mut self, mut keys: Vec<i64>) {
+        let Some(map) = &mut self.spike_map else {
+            return;
+        };
+        if map.frozen {
+            return;
+        }
+        keys.retain(|k| !map.cells.contains_key(k));
         keys.sort_unstable();
         keys.dedup();
         if keys.is_empty() {
             return;
         }
+        let map = Arc::make_mut(map);
         let (plan, names, template) = (&self.plan, &self.names, &self.template);
         let (record, control) = (&self.initial_record, &self.initial_control);
         let inputs: Vec<f64> = keys.iter().map(|&k| map.input_of(k)).collect();
@@ -1932,6 +1970,50 @@ impl NeuronKernel {
     /// Number of spike-map cells built so far (valid or refused).
     pub fn spike_map_cells(&self) -> usize {
         self.spike_map.as_ref().map_or(0, |m| m.cells.len())
+    }
+
+    /// Build the spike-map cells of every input in [i_min, i_max] (A) now,
+    /// in parallel, and freeze the map (see [`SpikeMap`]). A no-op without
+    /// a map (spike rules that are not state crossings, or the map off).
+    pub fn prebuild_spike_map(&mut self, i_min: f64, i_max: f64) -> Result<(), NeuronError> {
+        if !(i_min > 0.0 && i_max >= i_min && i_max.is_finite()) {
+            return Err(NeuronError::InvalidOptions(format!(
+                "spike-map range must satisfy 0 < i_min <= i_max, got [{i_min:e}, {i_max:e}] A"
+            )));
+        }
+        let Some(map) = &self.spike_map else {
+            return Ok(());
+        };
+        let key = |i: f64| i.ln() / map.log_spacing;
+        let keys: Vec<i64> = (key(i_min).floor() as i64..=key(i_max).ceil() as i64).collect();
+        self.build_cells(keys);
+        if let Some(map) = &mut self.spike_map {
+            Arc::make_mut(map).frozen = true;
+        }
+        Ok(())
+    }
+
+    /// The kernel's spike map, to share with other kernels of the same
+    /// circuit ([`NeuronKernel::use_spike_map`]).
+    pub fn spike_map(&self) -> Option<Arc<SpikeMap>> {
+        self.spike_map.clone()
+    }
+
+    /// Replay from `map` (built by a kernel of the same circuit and
+    /// options) instead of the kernel's own.
+    pub fn use_spike_map(&mut self, map: Arc<SpikeMap>) -> Result<(), NeuronError> {
+        let spacing = self.plan.opts.spike_map_spacing.ln_1p();
+        if self.spike_map.is_none()
+            || map.unknowns != self.plan.n
+            || (map.log_spacing - spacing).abs() > 1e-15
+        {
+            return Err(NeuronError::InvalidOptions(
+                "the spike map belongs to another circuit or spacing, or this kernel has no map"
+                    .into(),
+            ));
+        }
+        self.spike_map = Some(map);
+        Ok(())
     }
 }
 

@@ -25,7 +25,7 @@ pub mod workload;
 
 pub use abstract_models::{AnalyticMif, Lif, SpikingRelu};
 pub use cache::{rate_curve_cached, RateCurveData};
-pub use kernel::{KernelStats, NeuronKernel, NeuronOptions};
+pub use kernel::{KernelStats, NeuronKernel, NeuronOptions, SpikeMap};
 pub use rate::{rate_curve, rate_curve_with, rate_from_spikes};
 
 /// Errors of the neuron engines. Messages name the circuit (its title) and

@@ -14,7 +14,8 @@ use super::synapse::Synapse;
 use super::topology::Topology;
 use super::{Result, SnnError};
 use crate::circuit::Circuit;
-use crate::neuron::{NeuronKernel, NeuronOptions};
+use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap};
+use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// Rate-fidelity rates at or below this are not propagated (Hz).
@@ -126,6 +127,7 @@ impl<'a> Network<'a> {
         map: &'a RateMap,
         settings: &'a RunSettings,
         circuit: Option<&Circuit>,
+        spike_map: Option<&Arc<SpikeMap>>,
     ) -> Result<Self> {
         settings.validate()?;
         if settings.fidelity == Fidelity::Circuit && !map.is_current() {
@@ -138,7 +140,7 @@ impl<'a> Network<'a> {
         for (k, pop) in topo.populations.iter().enumerate() {
             let spiking = k < last || settings.readout == Readout::Count;
             let neurons = if spiking {
-                Some(make_neurons(settings, map, pop.size, circuit, k)?)
+                Some(make_neurons(settings, map, pop.size, circuit, spike_map, k)?)
             } else {
                 None
             };
@@ -373,6 +375,7 @@ fn make_neurons(
     map: &RateMap,
     n: usize,
     circuit: Option<&Circuit>,
+    spike_map: Option<&Arc<SpikeMap>>,
     layer: usize,
 ) -> Result<Neurons> {
     Ok(match settings.fidelity {
@@ -385,11 +388,15 @@ fn make_neurons(
             let circuit = circuit.ok_or_else(|| {
                 SnnError::Settings("circuit fidelity needs the neuron netlist".into())
             })?;
-            let kernel = NeuronKernel::new(circuit, n, NeuronOptions::from_circuit(circuit))
-                .map_err(|source| SnnError::Neuron {
-                    layer: layer + 1,
-                    source,
-                })?;
+            let neuron_error = |source| SnnError::Neuron {
+                layer: layer + 1,
+                source,
+            };
+            let mut kernel = NeuronKernel::new(circuit, n, NeuronOptions::from_circuit(circuit))
+                .map_err(neuron_error)?;
+            if let Some(m) = spike_map {
+                kernel.use_spike_map(m.clone()).map_err(neuron_error)?;
+            }
             Neurons::Spiking(Box::new(kernel))
         }
     })

@@ -133,6 +133,14 @@ impl RateMap {
         })
     }
 
+    /// The measured rate curve, if the drive is a current.
+    pub fn curve(&self) -> Option<&RateCurve> {
+        match &self.rate_fn {
+            RateFn::Curve(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Whether the drive is a current in amperes (a measured rate curve).
     pub fn is_current(&self) -> bool {
         matches!(self.rate_fn, RateFn::Curve(_))

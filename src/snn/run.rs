@@ -13,7 +13,10 @@ use super::{Result, SnnError};
 use crate::circuit::Circuit;
 use crate::train::net::Mode;
 use crate::train::Net;
+use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap};
+use super::neurons::Fidelity;
 use rayon::prelude::*;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Results in image order and the wall time of the simulation.
@@ -42,14 +45,16 @@ pub fn classify(
             labels.len()
         )));
     }
+    let spike_map = shared_spike_map(map, settings, circuit)?;
+    let spike_map = spike_map.as_ref();
     // Build one network up front so that setting errors surface once.
-    drop(Network::new(topo, map, settings, circuit)?);
+    drop(Network::new(topo, map, settings, circuit, spike_map)?);
     let start = Instant::now();
     let results: Vec<Result<ImageResult>> = images
         .par_chunks(len.max(1))
         .zip(labels.par_iter())
         .map_init(
-            || Network::new(topo, map, settings, circuit),
+            || Network::new(topo, map, settings, circuit, spike_map),
             |net, (image, &label)| {
                 let r = match net {
                     Ok(net) => net.run_image(image, label),
@@ -65,6 +70,32 @@ pub fn classify(
         results: results.into_iter().collect::<Result<Vec<_>>>()?,
         wall_s,
     })
+}
+
+/// The spike map every circuit kernel of the run replays from, built up
+/// front over the currents the network can drive (from just below the rate
+/// curve's rheobase to twice the top of its measured range, times the
+/// firing-rate scale) and frozen: an image's result then does not depend
+/// on which images ran before it on the same thread.
+fn shared_spike_map(
+    map: &RateMap,
+    settings: &RunSettings,
+    circuit: Option<&Circuit>,
+) -> Result<Option<Arc<SpikeMap>>> {
+    let (Fidelity::Circuit, Some(circuit), Some(curve)) = (settings.fidelity, circuit, map.curve())
+    else {
+        return Ok(None);
+    };
+    let top = curve.spec().current_a.iter().fold(0.0f64, |m, &i| m.max(i));
+    let (i_min, i_max) = (0.99 * curve.rheobase_a(), 2.0 * top * settings.scale_firing_rates);
+    let neuron_error = |source| SnnError::Neuron { layer: 1, source };
+    let mut kernel = NeuronKernel::new(circuit, 1, NeuronOptions::from_circuit(circuit))
+        .map_err(neuron_error)?;
+    if !(i_min > 0.0 && i_max > i_min) {
+        return Ok(None);
+    }
+    kernel.prebuild_spike_map(i_min, i_max).map_err(neuron_error)?;
+    Ok(kernel.spike_map())
 }
 
 /// The ANN's (rate model's) class for each image, in evaluation mode.
