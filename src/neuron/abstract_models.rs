@@ -27,6 +27,61 @@ const FAST_MARGIN: f64 = 1e-12;
 /// The normalised LIF voltage at which the fast path hands over.
 const LIF_FAST_LIMIT: f64 = 1.0 - FAST_MARGIN;
 
+/// [`check_advance_args`] with the common all-valid case in one
+/// branch-free pass the compiler vectorises (the generic check stops at
+/// the first bad input, a loop that does not vectorise and cost a sixth
+/// of the LIF step); any failure is handed to it for the exact error.
+fn check_args(len: usize, dt: f64, input_currents: &[f64]) -> Result<(), NeuronError> {
+    const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
+    let mut non_finite = [0u64; 8];
+    let mut chunks = input_currents.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (flag, x) in non_finite.iter_mut().zip(chunk) {
+            *flag |= (x.to_bits() & EXPONENT == EXPONENT) as u64;
+        }
+    }
+    let tail_bad = chunks.remainder().iter().any(|x| !x.is_finite());
+    let all_finite = !tail_bad && non_finite.iter().all(|&f| f == 0);
+    if all_finite && input_currents.len() == len && dt > 0.0 && dt.is_finite() {
+        Ok(())
+    } else {
+        check_advance_args(len, dt, input_currents)
+    }
+}
+
+/// Bit k set where `flags[k]` is 1 (every flag is 0 or 1).
+#[inline(always)]
+fn flag_mask(flags: &[u8; SOA_BLOCK]) -> u64 {
+    let mut mask = 0u64;
+    for (w, bytes) in flags.chunks_exact(8).enumerate() {
+        let word = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        // Byte i (0 or 1) of `word` lands on bit 56 + i: no carries, since
+        // every partial product sits on its own bit.
+        mask |= (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * w);
+    }
+    mask
+}
+
+/// Runs `body` compiled for AVX2 where the CPU has it (four f64 lanes in
+/// the fast paths instead of SSE2's two), else as it is. The results are
+/// the same: Rust neither fuses nor reorders floating-point operations,
+/// and the library calls (ln, exp_m1) are the same functions.
+#[inline(always)]
+fn with_wide_vectors<R>(body: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn wide<R>(body: impl FnOnce() -> R) -> R {
+            body()
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU was just checked to support AVX2.
+            return unsafe { wide(body) };
+        }
+    }
+    body()
+}
+
 fn check_positive(name: &str, v: f64) -> Result<(), NeuronError> {
     if v > 0.0 && v.is_finite() {
         Ok(())
@@ -61,6 +116,9 @@ pub struct Lif {
     voltage: Vec<f64>,
     /// Refractory time left at the start of the next step (s).
     refractory: Vec<f64>,
+    /// Whether some instance may still be refractory: when not, the fast
+    /// path does not read `refractory` at all.
+    refractory_pending: bool,
 }
 
 impl Lif {
@@ -79,6 +137,7 @@ impl Lif {
             min_voltage: 0.0,
             voltage: vec![0.0; n],
             refractory: vec![0.0; n],
+            refractory_pending: false,
         })
     }
 
@@ -132,26 +191,26 @@ impl Lif {
     }
 }
 
-impl NeuronModel for Lif {
-    fn len(&self) -> usize {
-        self.voltage.len()
-    }
-    fn advance(
-        &mut self,
+impl Lif {
+    /// The step of every instance, in blocks of [`SOA_BLOCK`]. Fast path,
+    /// a branch-free loop the compiler vectorises: an instance that is not
+    /// refractory and stays below threshold takes the exact exponential
+    /// step. Any other lane keeps its old state and is redone, in instance
+    /// order, by the exact slow path. `READ_REFRACTORY` is false when no
+    /// instance is refractory (then the fast loop skips that array).
+    #[inline(always)]
+    fn advance_blocks<const READ_REFRACTORY: bool>(
+        &self,
+        voltage: &mut [f64],
+        refractory: &mut [f64],
         dt: f64,
         input_currents: &[f64],
         spikes_out: &mut Vec<(usize, f64)>,
-    ) -> Result<(), NeuronError> {
-        check_advance_args(self.voltage.len(), dt, input_currents)?;
-        let mut voltage = std::mem::take(&mut self.voltage);
-        let mut refractory = std::mem::take(&mut self.refractory);
-        // Fast path, a branch-free loop the compiler vectorises: an
-        // instance that is not refractory and stays below threshold takes
-        // the exact exponential step. Any other lane keeps its old state
-        // and is redone, in instance order, by the exact `step_one`.
+    ) -> bool {
         let decay = (-dt / self.tau_rc).exp_m1();
         let inv_rheobase = 1.0 / self.rheobase;
         let min_voltage = self.min_voltage;
+        let mut pending = false;
         for (block, ((vs, rs), is)) in voltage
             .chunks_mut(SOA_BLOCK)
             .zip(refractory.chunks_mut(SOA_BLOCK))
@@ -159,17 +218,26 @@ impl NeuronModel for Lif {
             .enumerate()
         {
             let mut flags = [0u8; SOA_BLOCK];
-            for (((v, r), &current), flag) in vs.iter_mut().zip(rs.iter()).zip(is).zip(&mut flags) {
-                let j = current * inv_rheobase;
-                let stepped = (*v - (j - *v) * decay).max(min_voltage);
-                let needs_slow = (*r > 0.0) | (stepped >= LIF_FAST_LIMIT);
-                *flag = needs_slow as u8;
-                *v = if needs_slow { *v } else { stepped };
+            if READ_REFRACTORY {
+                for (((v, r), &current), flag) in
+                    vs.iter_mut().zip(rs.iter()).zip(is).zip(&mut flags)
+                {
+                    let j = current * inv_rheobase;
+                    let stepped = (*v - (j - *v) * decay).max(min_voltage);
+                    let needs_slow = (*r > 0.0) | (stepped >= LIF_FAST_LIMIT);
+                    *flag = needs_slow as u8;
+                    *v = if needs_slow { *v } else { stepped };
+                }
+            } else {
+                for ((v, &current), flag) in vs.iter_mut().zip(is).zip(&mut flags) {
+                    let j = current * inv_rheobase;
+                    let stepped = (*v - (j - *v) * decay).max(min_voltage);
+                    let needs_slow = stepped >= LIF_FAST_LIMIT;
+                    *flag = needs_slow as u8;
+                    *v = if needs_slow { *v } else { stepped };
+                }
             }
-            let mut mask = flags
-                .iter()
-                .enumerate()
-                .fold(0u64, |m, (k, &f)| m | ((f as u64) << k));
+            let mut mask = flag_mask(&flags);
             while mask != 0 {
                 let k = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
@@ -189,15 +257,64 @@ impl NeuronModel for Lif {
                     }
                 }
                 self.step_one(v, r, j, dt, instance, spikes_out);
+                pending |= *r > 0.0;
             }
         }
+        pending
+    }
+
+    /// [`NeuronModel::advance`] with the vector width chosen by the caller
+    /// (`wide`: AVX2 where the CPU has it), so tests can run both.
+    fn advance_with(
+        &mut self,
+        dt: f64,
+        input_currents: &[f64],
+        spikes_out: &mut Vec<(usize, f64)>,
+        wide: bool,
+    ) -> Result<(), NeuronError> {
+        check_args(self.voltage.len(), dt, input_currents)?;
+        let mut voltage = std::mem::take(&mut self.voltage);
+        let mut refractory = std::mem::take(&mut self.refractory);
+        let this = &*self;
+        let run = |v: &mut [f64], r: &mut [f64], s: &mut Vec<(usize, f64)>| {
+            if this.refractory_pending {
+                this.advance_blocks::<true>(v, r, dt, input_currents, s)
+            } else {
+                this.advance_blocks::<false>(v, r, dt, input_currents, s)
+            }
+        };
+        let pending = if wide {
+            with_wide_vectors(
+                #[inline(always)]
+                || run(&mut voltage, &mut refractory, spikes_out),
+            )
+        } else {
+            run(&mut voltage, &mut refractory, spikes_out)
+        };
+        self.refractory_pending = pending;
         self.voltage = voltage;
         self.refractory = refractory;
         Ok(())
     }
+}
+
+impl NeuronModel for Lif {
+    fn len(&self) -> usize {
+        self.voltage.len()
+    }
+    fn advance(
+        &mut self,
+        dt: f64,
+        input_currents: &[f64],
+        spikes_out: &mut Vec<(usize, f64)>,
+    ) -> Result<(), NeuronError> {
+        let wide = std::env::var_os("LIF_NARROW").is_none(); // SCRATCH
+        self.advance_with(dt, input_currents, spikes_out, wide)
+    }
     fn reset(&mut self) {
         self.voltage.fill(0.0);
         self.refractory.fill(0.0);
+        self.refractory_pending = false;
     }
     fn membrane_voltages(&self) -> &[f64] {
         &self.voltage
@@ -254,7 +371,7 @@ impl NeuronModel for SpikingRelu {
         input_currents: &[f64],
         spikes_out: &mut Vec<(usize, f64)>,
     ) -> Result<(), NeuronError> {
-        check_advance_args(self.voltage.len(), dt, input_currents)?;
+        check_args(self.voltage.len(), dt, input_currents)?;
         let (gain, threshold) = (self.gain, self.threshold);
         // Fast path (vectorised): lanes that do not reach 1 take the step;
         // the others keep their old voltage and are redone below.
@@ -271,13 +388,11 @@ impl NeuronModel for SpikingRelu {
                 *flag = needs_slow as u8;
                 *v = if needs_slow { *v } else { stepped };
             }
-            if flags.iter().all(|&f| f == 0) {
-                continue;
-            }
-            for (k, (v, &current)) in vs.iter_mut().zip(is).enumerate() {
-                if flags[k] == 0 {
-                    continue;
-                }
+            let mut mask = flag_mask(&flags);
+            while mask != 0 {
+                let k = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let (v, current) = (&mut vs[k], is[k]);
                 let rate = gain * (current - threshold).max(0.0);
                 let v0 = *v;
                 let stepped = v0 + rate * dt;
@@ -413,7 +528,7 @@ impl NeuronModel for AnalyticMif {
         input_currents: &[f64],
         spikes_out: &mut Vec<(usize, f64)>,
     ) -> Result<(), NeuronError> {
-        check_advance_args(self.voltage.len(), dt, input_currents)?;
+        check_args(self.voltage.len(), dt, input_currents)?;
         let mut voltage = std::mem::take(&mut self.voltage);
         // Fast path (vectorised): an instance that stays below threshold
         // (with a relative margin, so that the exact crossing test of
@@ -434,10 +549,7 @@ impl NeuronModel for AnalyticMif {
                 *flag = needs_slow as u8;
                 *v = if needs_slow { *v } else { stepped };
             }
-            let mut mask = flags
-                .iter()
-                .enumerate()
-                .fold(0u64, |m, (k, &f)| m | ((f as u64) << k));
+            let mut mask = flag_mask(&flags);
             while mask != 0 {
                 let k = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
