@@ -32,16 +32,17 @@ const LIF_FAST_LIMIT: f64 = 1.0 - FAST_MARGIN;
 /// the first bad input, a loop that does not vectorise and cost a sixth
 /// of the LIF step); any failure is handed to it for the exact error.
 fn check_args(len: usize, dt: f64, input_currents: &[f64]) -> Result<(), NeuronError> {
-    const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
-    let mut non_finite = [0u64; 8];
+    // x − x is 0 for finite x and NaN for ±inf or NaN; eight independent
+    // sums of it (each exactly 0 while every input is finite) vectorise.
+    let mut sums = [0.0f64; 8];
     let mut chunks = input_currents.chunks_exact(8);
     for chunk in &mut chunks {
-        for (flag, x) in non_finite.iter_mut().zip(chunk) {
-            *flag |= (x.to_bits() & EXPONENT == EXPONENT) as u64;
+        for (sum, x) in sums.iter_mut().zip(chunk) {
+            *sum += x - x;
         }
     }
-    let tail_bad = chunks.remainder().iter().any(|x| !x.is_finite());
-    let all_finite = !tail_bad && non_finite.iter().all(|&f| f == 0);
+    let all_finite =
+        sums.iter().all(|&s| s == 0.0) && chunks.remainder().iter().all(|x| x.is_finite());
     if all_finite && input_currents.len() == len && dt > 0.0 && dt.is_finite() {
         Ok(())
     } else {
@@ -308,8 +309,7 @@ impl NeuronModel for Lif {
         input_currents: &[f64],
         spikes_out: &mut Vec<(usize, f64)>,
     ) -> Result<(), NeuronError> {
-        let wide = std::env::var_os("LIF_NARROW").is_none(); // SCRATCH
-        self.advance_with(dt, input_currents, spikes_out, wide)
+        self.advance_with(dt, input_currents, spikes_out, true)
     }
     fn reset(&mut self) {
         self.voltage.fill(0.0);
@@ -372,40 +372,45 @@ impl NeuronModel for SpikingRelu {
         spikes_out: &mut Vec<(usize, f64)>,
     ) -> Result<(), NeuronError> {
         check_args(self.voltage.len(), dt, input_currents)?;
-        let (gain, threshold) = (self.gain, self.threshold);
-        // Fast path (vectorised): lanes that do not reach 1 take the step;
-        // the others keep their old voltage and are redone below.
-        for (block, (vs, is)) in self
-            .voltage
-            .chunks_mut(SOA_BLOCK)
-            .zip(input_currents.chunks(SOA_BLOCK))
-            .enumerate()
-        {
-            let mut flags = [0u8; SOA_BLOCK];
-            for ((v, &current), flag) in vs.iter_mut().zip(is).zip(&mut flags) {
-                let stepped = *v + gain * (current - threshold).max(0.0) * dt;
-                let needs_slow = stepped >= 1.0;
-                *flag = needs_slow as u8;
-                *v = if needs_slow { *v } else { stepped };
-            }
-            let mut mask = flag_mask(&flags);
-            while mask != 0 {
-                let k = mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                let (v, current) = (&mut vs[k], is[k]);
-                let rate = gain * (current - threshold).max(0.0);
-                let v0 = *v;
-                let stepped = v0 + rate * dt;
-                let count = stepped.floor();
-                if count >= 1.0 {
-                    // The k-th spike is where the linear ramp crosses k.
-                    for c in 1..=count as u64 {
-                        spikes_out.push((block * SOA_BLOCK + k, (c as f64 - v0) / rate));
+        with_wide_vectors(
+            #[inline(always)]
+            || {
+                let (gain, threshold) = (self.gain, self.threshold);
+                // Fast path (vectorised): lanes that do not reach 1 take the step;
+                // the others keep their old voltage and are redone below.
+                for (block, (vs, is)) in self
+                    .voltage
+                    .chunks_mut(SOA_BLOCK)
+                    .zip(input_currents.chunks(SOA_BLOCK))
+                    .enumerate()
+                {
+                    let mut flags = [0u8; SOA_BLOCK];
+                    for ((v, &current), flag) in vs.iter_mut().zip(is).zip(&mut flags) {
+                        let stepped = *v + gain * (current - threshold).max(0.0) * dt;
+                        let needs_slow = stepped >= 1.0;
+                        *flag = needs_slow as u8;
+                        *v = if needs_slow { *v } else { stepped };
                     }
-                    *v = stepped - count;
+                    let mut mask = flag_mask(&flags);
+                    while mask != 0 {
+                        let k = mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        let (v, current) = (&mut vs[k], is[k]);
+                        let rate = gain * (current - threshold).max(0.0);
+                        let v0 = *v;
+                        let stepped = v0 + rate * dt;
+                        let count = stepped.floor();
+                        if count >= 1.0 {
+                            // The k-th spike is where the linear ramp crosses k.
+                            for c in 1..=count as u64 {
+                                spikes_out.push((block * SOA_BLOCK + k, (c as f64 - v0) / rate));
+                            }
+                            *v = stepped - count;
+                        }
+                    }
                 }
-            }
-        }
+            },
+        );
         Ok(())
     }
     fn reset(&mut self) {
@@ -530,47 +535,53 @@ impl NeuronModel for AnalyticMif {
     ) -> Result<(), NeuronError> {
         check_args(self.voltage.len(), dt, input_currents)?;
         let mut voltage = std::mem::take(&mut self.voltage);
-        // Fast path (vectorised): an instance that stays below threshold
-        // (with a relative margin, so that the exact crossing test of
-        // `step_one` decides every close call) takes the exact step.
-        let decay = (-dt / self.tau()).exp_m1();
-        let (e_rest, r_off, v_th) = (self.e_rest, self.r_off, self.v_th);
-        let limit = v_th - FAST_MARGIN * (v_th.abs() + (v_th - self.v_reset).abs());
-        for (block, (vs, is)) in voltage
-            .chunks_mut(SOA_BLOCK)
-            .zip(input_currents.chunks(SOA_BLOCK))
-            .enumerate()
-        {
-            let mut flags = [0u8; SOA_BLOCK];
-            for ((v, &current), flag) in vs.iter_mut().zip(is).zip(&mut flags) {
-                let v_inf = e_rest + r_off * current;
-                let stepped = *v - (v_inf - *v) * decay;
-                let needs_slow = (stepped >= limit) | (*v >= limit);
-                *flag = needs_slow as u8;
-                *v = if needs_slow { *v } else { stepped };
-            }
-            let mut mask = flag_mask(&flags);
-            while mask != 0 {
-                let k = mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                let (v, current) = (&mut vs[k], is[k]);
-                let instance = block * SOA_BLOCK + k;
-                // The common slow case, one spike: after the reset at
-                // t_s = τ ln((V_inf − V)/(V_inf − V_th)),
-                // V(dt) = V_inf − (V_inf − V_reset) e^{−dt/τ} e^{t_s/τ}.
-                let v_inf = e_rest + r_off * current;
-                if v_inf > v_th && *v < v_th {
-                    let ratio = (v_inf - *v) / (v_inf - v_th);
-                    let after = v_inf - (v_inf - self.v_reset) * (1.0 + decay) * ratio;
-                    if after < limit {
-                        spikes_out.push((instance, self.tau() * ratio.ln()));
-                        *v = after;
-                        continue;
+        let this = &*self;
+        with_wide_vectors(
+            #[inline(always)]
+            || {
+                // Fast path (vectorised): an instance that stays below threshold
+                // (with a relative margin, so that the exact crossing test of
+                // `step_one` decides every close call) takes the exact step.
+                let decay = (-dt / this.tau()).exp_m1();
+                let (e_rest, r_off, v_th) = (this.e_rest, this.r_off, this.v_th);
+                let limit = v_th - FAST_MARGIN * (v_th.abs() + (v_th - this.v_reset).abs());
+                for (block, (vs, is)) in voltage
+                    .chunks_mut(SOA_BLOCK)
+                    .zip(input_currents.chunks(SOA_BLOCK))
+                    .enumerate()
+                {
+                    let mut flags = [0u8; SOA_BLOCK];
+                    for ((v, &current), flag) in vs.iter_mut().zip(is).zip(&mut flags) {
+                        let v_inf = e_rest + r_off * current;
+                        let stepped = *v - (v_inf - *v) * decay;
+                        let needs_slow = (stepped >= limit) | (*v >= limit);
+                        *flag = needs_slow as u8;
+                        *v = if needs_slow { *v } else { stepped };
+                    }
+                    let mut mask = flag_mask(&flags);
+                    while mask != 0 {
+                        let k = mask.trailing_zeros() as usize;
+                        mask &= mask - 1;
+                        let (v, current) = (&mut vs[k], is[k]);
+                        let instance = block * SOA_BLOCK + k;
+                        // The common slow case, one spike: after the reset at
+                        // t_s = τ ln((V_inf − V)/(V_inf − V_th)),
+                        // V(dt) = V_inf − (V_inf − V_reset) e^{−dt/τ} e^{t_s/τ}.
+                        let v_inf = e_rest + r_off * current;
+                        if v_inf > v_th && *v < v_th {
+                            let ratio = (v_inf - *v) / (v_inf - v_th);
+                            let after = v_inf - (v_inf - this.v_reset) * (1.0 + decay) * ratio;
+                            if after < limit {
+                                spikes_out.push((instance, this.tau() * ratio.ln()));
+                                *v = after;
+                                continue;
+                            }
+                        }
+                        this.step_one(v, current, dt, instance, spikes_out);
                     }
                 }
-                self.step_one(v, current, dt, instance, spikes_out);
-            }
-        }
+            },
+        );
         self.voltage = voltage;
         Ok(())
     }
@@ -805,6 +816,107 @@ mod tests {
             assert_eq!(relu.membrane_voltages(), &relu_v[..]);
         }
         assert!(want.len() > 10);
+    }
+
+    /// Inputs redrawn at random every step (J from −0.5 to 1, just above
+    /// threshold, up to 60: several spikes per step), with and without a
+    /// refractory period, on both vector widths: the fast path gives what
+    /// the scalar exact update `step_one` gives instance by instance.
+    #[test]
+    fn lif_fast_path_equals_step_one_on_random_inputs() {
+        let mut state: u64 = 7;
+        let mut uniform = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as f64 / u64::MAX as f64
+        };
+        let (n, dt, rheobase) = (517, 1e-3, 2e-9); // n: a partial last block
+        for tau_ref in [0.0, 0.3e-3, 2.5e-3] {
+            for wide in [false, true] {
+                let mut lif = Lif::new(n, 5e-3, tau_ref, rheobase).unwrap();
+                let (mut v, mut r) = (vec![0.0; n], vec![0.0; n]);
+                let (mut got, mut want) = (Vec::new(), Vec::new());
+                let (mut multi, mut carried, mut silent) = (0, 0, 0);
+                for _ in 0..300 {
+                    let inputs: Vec<f64> = (0..n)
+                        .map(|_| {
+                            let (u, x) = (uniform(), uniform());
+                            let j = if u < 0.05 {
+                                1.0
+                            } else if u < 0.3 {
+                                -0.5 + 1.5 * x
+                            } else if u < 0.6 {
+                                1.0 + 0.5 * x
+                            } else if u < 0.9 {
+                                1.5 + 3.5 * x
+                            } else {
+                                5.0 + 55.0 * x
+                            };
+                            j * rheobase
+                        })
+                        .collect();
+                    got.clear();
+                    want.clear();
+                    lif.advance_with(dt, &inputs, &mut got, wide).unwrap();
+                    for (i, &current) in inputs.iter().enumerate() {
+                        let j = current * (1.0 / rheobase);
+                        silent += usize::from(j <= 1.0);
+                        lif.step_one(&mut v[i], &mut r[i], j, dt, i, &mut want);
+                    }
+                    assert_eq!(got.len(), want.len(), "tau_ref {tau_ref} wide {wide}");
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!(
+                            g.0 == w.0 && (g.1 - w.1).abs() <= 1e-12 * w.1.abs().max(1e-6),
+                            "tau_ref {tau_ref} wide {wide}: {g:?} vs {w:?}"
+                        );
+                    }
+                    multi += got.windows(2).filter(|p| p[0].0 == p[1].0).count();
+                    for ((g, w), (gr, wr)) in lif
+                        .membrane_voltages()
+                        .iter()
+                        .zip(&v)
+                        .zip(lif.refractory.iter().zip(&r))
+                    {
+                        assert!((g - w).abs() <= 1e-12, "tau_ref {tau_ref}: {g} vs {w}");
+                        assert!((gr - wr).abs() <= 1e-15, "tau_ref {tau_ref}: {gr} vs {wr}");
+                        carried += usize::from(*gr > 0.0);
+                    }
+                    // Rounding differences must not accumulate: restart the
+                    // reference from the state under test.
+                    v.copy_from_slice(lif.membrane_voltages());
+                    r.copy_from_slice(&lif.refractory);
+                }
+                // Two spikes in one step need tau_ref < dt.
+                if tau_ref < dt {
+                    assert!(multi > 1000, "tau_ref {tau_ref}: {multi} repeated spikes");
+                }
+                assert!(silent > 10_000);
+                if tau_ref > 0.0 {
+                    assert!(carried > 1000, "tau_ref {tau_ref}: {carried}");
+                } else {
+                    assert_eq!(carried, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_finite_input_is_named_by_its_instance() {
+        let mut lif = Lif::circuit_equivalent(20);
+        let mut inputs = vec![1e-9; 20];
+        let mut spikes = Vec::new();
+        for (bad, value) in [(13, f64::INFINITY), (0, f64::NAN), (19, f64::NEG_INFINITY)] {
+            inputs[bad] = value;
+            assert!(matches!(
+                lif.advance(1e-3, &inputs, &mut spikes),
+                Err(NeuronError::InvalidInput { instance, .. }) if instance == bad
+            ));
+            inputs[bad] = 1e-9;
+        }
+        assert!(lif.advance(1e-3, &inputs, &mut spikes).is_ok());
+        assert!(lif.membrane_voltages().iter().all(|&v| v > 0.0));
     }
 
     #[test]
