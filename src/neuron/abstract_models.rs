@@ -87,9 +87,12 @@ fn with_wide_vectors<R>(body: impl FnOnce() -> R) -> R {
 /// entries are live), padded to a multiple of four for [`ln4_from_one`].
 struct SlowLanes {
     lane: [u8; SOA_BLOCK],
+    /// Whether the lane may take the one-spike shortcut.
     shortcut: [bool; SOA_BLOCK],
+    /// Argument of the shortcut's logarithm.
     ratio: [f64; SOA_BLOCK + 3],
     log: [f64; SOA_BLOCK + 3],
+    /// The drive: J for the LIF, V_inf for the analytic MIF.
     current: [f64; SOA_BLOCK],
 }
 
@@ -694,6 +697,7 @@ impl NeuronModel for AnalyticMif {
                 let decay = (-dt / this.tau()).exp_m1();
                 let (e_rest, r_off, v_th) = (this.e_rest, this.r_off, this.v_th);
                 let limit = v_th - FAST_MARGIN * (v_th.abs() + (v_th - this.v_reset).abs());
+                let mut slow = SlowLanes::new();
                 for (block, (vs, is)) in voltage
                     .chunks_mut(SOA_BLOCK)
                     .zip(input_currents.chunks(SOA_BLOCK))
@@ -707,26 +711,48 @@ impl NeuronModel for AnalyticMif {
                         *flag = needs_slow as u8;
                         *v = if needs_slow { *v } else { stepped };
                     }
+                    // The slow lanes, in instance order, gathered so that
+                    // their one-spike shortcut runs four lanes at a time.
                     let mut mask = flag_mask(&flags);
+                    let mut count = 0;
                     while mask != 0 {
                         let k = mask.trailing_zeros() as usize;
                         mask &= mask - 1;
-                        let (v, current) = (&mut vs[k], is[k]);
-                        let instance = block * SOA_BLOCK + k;
+                        let v = vs[k];
                         // The common slow case, one spike: after the reset at
                         // t_s = τ ln((V_inf − V)/(V_inf − V_th)),
                         // V(dt) = V_inf − (V_inf − V_reset) e^{−dt/τ} e^{t_s/τ}.
-                        let v_inf = e_rest + r_off * current;
-                        if v_inf > v_th && *v < v_th {
-                            let ratio = (v_inf - *v) / (v_inf - v_th);
-                            let after = v_inf - (v_inf - this.v_reset) * (1.0 + decay) * ratio;
+                        let v_inf = e_rest + r_off * is[k];
+                        let shortcut = v_inf > v_th && v < v_th;
+                        slow.lane[count] = k as u8;
+                        slow.shortcut[count] = shortcut;
+                        slow.ratio[count] = if shortcut {
+                            (v_inf - v) / (v_inf - v_th)
+                        } else {
+                            1.0
+                        };
+                        slow.current[count] = v_inf;
+                        count += 1;
+                    }
+                    for group in (0..count).step_by(4) {
+                        let ratio: [f64; 4] = slow.ratio[group..group + 4].try_into().expect("4");
+                        let log = ln4_from_one(ratio);
+                        slow.log[group..group + 4].copy_from_slice(&log);
+                    }
+                    for m in 0..count {
+                        let k = slow.lane[m] as usize;
+                        let (v, v_inf) = (&mut vs[k], slow.current[m]);
+                        let instance = block * SOA_BLOCK + k;
+                        if slow.shortcut[m] {
+                            let after =
+                                v_inf - (v_inf - this.v_reset) * (1.0 + decay) * slow.ratio[m];
                             if after < limit {
-                                spikes_out.push((instance, this.tau() * ratio.ln()));
+                                spikes_out.push((instance, this.tau() * slow.log[m]));
                                 *v = after;
                                 continue;
                             }
                         }
-                        this.step_one(v, current, dt, instance, spikes_out);
+                        this.step_one(v, is[k], dt, instance, spikes_out);
                     }
                 }
             },
