@@ -66,7 +66,8 @@ fn flag_mask(flags: &[u8; SOA_BLOCK]) -> u64 {
 /// Runs `body` compiled for AVX2 where the CPU has it (four f64 lanes in
 /// the fast paths instead of SSE2's two), else as it is. The results are
 /// the same: Rust neither fuses nor reorders floating-point operations,
-/// and the library calls (ln, exp_m1) are the same functions.
+/// and the library calls (ln, exp_m1) are the same functions. The body
+/// must be an `#[inline(always)]` closure, or it keeps SSE2 code.
 #[inline(always)]
 fn with_wide_vectors<R>(body: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -174,7 +175,8 @@ fn check_positive(name: &str, v: f64) -> Result<(), NeuronError> {
 /// the next step as a fraction of dt), except that time left in a step
 /// after a refractory period ends is integrated rather than dropped, and a
 /// step may hold more than one spike. The simulated rate therefore equals
-/// [`RateModel::rate`] for any dt.
+/// [`RateModel::rate`] for any dt. (The common one-spike step takes its
+/// logarithm from a vectorised series within a few ulp of `f64::ln`.)
 #[derive(Clone, Debug)]
 pub struct Lif {
     /// Membrane time constant (s).
