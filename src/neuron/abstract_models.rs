@@ -32,13 +32,13 @@ const LIF_FAST_LIMIT: f64 = 1.0 - FAST_MARGIN;
 /// the first bad input, a loop that does not vectorise and cost a sixth
 /// of the LIF step); any failure is handed to it for the exact error.
 fn check_args(len: usize, dt: f64, input_currents: &[f64]) -> Result<(), NeuronError> {
-    // x − x is 0 for finite x and NaN for ±inf or NaN; eight independent
-    // sums of it (each exactly 0 while every input is finite) vectorise.
+    // 0·x is ±0 for finite x and NaN for ±inf or NaN; eight independent
+    // sums of it (each ±0 while every input is finite) vectorise.
     let mut sums = [0.0f64; 8];
     let mut chunks = input_currents.chunks_exact(8);
     for chunk in &mut chunks {
         for (sum, x) in sums.iter_mut().zip(chunk) {
-            *sum += x - x;
+            *sum += 0.0 * x;
         }
     }
     let all_finite =
