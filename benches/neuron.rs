@@ -82,6 +82,17 @@ fn bench_kernel(c: &mut Criterion, name: &str, mut k: NeuronKernel, inputs: &[f6
     );
 }
 
+/// Whether the bench `name` can match the command-line filter: building
+/// a circuit kernel and its warm-up take seconds, so benches that the
+/// filter (when it is a plain name fragment) excludes are not built.
+fn selected(name: &str) -> bool {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    match filter {
+        Some(f) if f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => name.contains(&f),
+        _ => true,
+    }
+}
+
 fn neurons(c: &mut Criterion) {
     // One thread for every model (the circuit engine runs over rayon).
     rayon::ThreadPoolBuilder::new()
@@ -107,16 +118,23 @@ fn neurons(c: &mut Criterion) {
         &mut AnalyticMif::default_mif(NEURONS),
         &inputs,
     );
-    bench_kernel(c, "circuit_lif", kernel(LIF_CIR, "", true), &inputs);
-    bench_kernel(c, "circuit_mif", kernel(MIF, "", true), &inputs);
-    bench_kernel(c, "circuit_mif2", kernel(MIF2, "", true), &inputs);
-    bench_kernel(c, "circuit_mif_no_map", kernel(MIF, "", false), &inputs);
-    bench_kernel(
-        c,
-        "circuit_mif_reltol_1e-6",
-        kernel(MIF, ".OPTIONS RELTOL=1e-6\n", true),
-        &inputs,
-    );
+    let circuits = [
+        ("circuit_lif", LIF_CIR, "", true),
+        ("circuit_mif", MIF, "", true),
+        ("circuit_mif2", MIF2, "", true),
+        ("circuit_mif_no_map", MIF, "", false),
+        (
+            "circuit_mif_reltol_1e-6",
+            MIF,
+            ".OPTIONS RELTOL=1e-6\n",
+            true,
+        ),
+    ];
+    for (name, template, options, spike_map) in circuits {
+        if selected(name) {
+            bench_kernel(c, name, kernel(template, options, spike_map), &inputs);
+        }
+    }
 }
 
 criterion_group!(benches, neurons);
