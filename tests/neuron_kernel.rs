@@ -499,3 +499,41 @@ fn spike_map_replays_transients_without_moving_spikes() {
         );
     }
 }
+
+/// A spike map built up front over a range of inputs is frozen: it builds
+/// no more cells, survives `reset`, can be shared by another kernel, and
+/// every kernel using it gives the same spikes, run after run.
+#[test]
+fn frozen_spike_map_is_shared_and_stable() {
+    let c = neuron(MIF);
+    let instances = 20;
+    let currents: Vec<f64> = (0..instances)
+        .map(|i| 2.1e-9 + 0.8e-9 * i as f64 / (instances - 1) as f64)
+        .collect();
+    let inputs = vec![currents; 20];
+    let mut owner = NeuronKernel::new(&c, instances, NeuronOptions::from_circuit(&c)).unwrap();
+    assert!(owner.prebuild_spike_map(0.0, 1e-9).is_err());
+    owner.prebuild_spike_map(2.0e-9, 3.0e-9).unwrap();
+    let cells = owner.spike_map_cells();
+    // ln(3/2)/ln(1.001) keys, plus the ends.
+    assert!((405..=410).contains(&cells), "{cells} cells");
+    let map = owner.spike_map().unwrap();
+    assert!(map.is_frozen());
+
+    let first = kernel_spikes(&mut owner, &inputs);
+    let stats = owner.stats();
+    assert!(stats.mapped_transients > 0, "{stats:?}");
+    assert_eq!(owner.spike_map_cells(), cells, "a frozen map builds nothing");
+    owner.reset();
+    assert_eq!(owner.spike_map_cells(), cells, "reset keeps a frozen map");
+    assert_eq!(kernel_spikes(&mut owner, &inputs), first);
+
+    let mut other = NeuronKernel::new(&c, instances, NeuronOptions::from_circuit(&c)).unwrap();
+    other.use_spike_map(map).unwrap();
+    assert_eq!(kernel_spikes(&mut other, &inputs), first);
+
+    // A map of another circuit is refused.
+    let c2 = neuron(MIF2);
+    let mut mif2 = NeuronKernel::new(&c2, 1, NeuronOptions::from_circuit(&c2)).unwrap();
+    assert!(mif2.use_spike_map(owner.spike_map().unwrap()).is_err());
+}
