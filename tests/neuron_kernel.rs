@@ -232,7 +232,14 @@ fn mif_kernel_matches_general_engine_on_random_inputs() {
 
 #[test]
 fn lif_kernel_matches_general_engine_on_random_inputs() {
-    assert_agreement("LIF", LIF, 2, AGREEMENT_INSTANCES, "", Some(lif_exact_spikes));
+    assert_agreement(
+        "LIF",
+        LIF,
+        2,
+        AGREEMENT_INSTANCES,
+        "",
+        Some(lif_exact_spikes),
+    );
 }
 
 #[test]
@@ -523,7 +530,11 @@ fn frozen_spike_map_is_shared_and_stable() {
     let first = kernel_spikes(&mut owner, &inputs);
     let stats = owner.stats();
     assert!(stats.mapped_transients > 0, "{stats:?}");
-    assert_eq!(owner.spike_map_cells(), cells, "a frozen map builds nothing");
+    assert_eq!(
+        owner.spike_map_cells(),
+        cells,
+        "a frozen map builds nothing"
+    );
     owner.reset();
     assert_eq!(owner.spike_map_cells(), cells, "reset keeps a frozen map");
     assert_eq!(kernel_spikes(&mut owner, &inputs), first);

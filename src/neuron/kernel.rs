@@ -63,10 +63,10 @@
 //! owns its scratch space, so the step loop does not allocate and the
 //! result does not depend on the number of threads.
 
+use super::quiescent::{QuiescentModel, QuiescentScratch};
 use super::{check_advance_args, NeuronError, NeuronModel};
 use crate::analysis::op::initial_guess;
 use crate::circuit::{Analysis, Circuit, Method, SpikeDetector};
-use super::quiescent::{QuiescentModel, QuiescentScratch};
 use crate::devices::{
     isource::ISource, Device, EvalCtx, Node, Pattern, QuiescentBound, Slot, Stamp, UnknownKind,
 };
@@ -656,7 +656,10 @@ fn build_cell(
         else {
             break;
         };
-        if variants.iter().any(|v| entries_match(plan, &v.entry, &entry)) {
+        if variants
+            .iter()
+            .any(|v| entries_match(plan, &v.entry, &entry))
+        {
             break;
         }
         match trace_from(
@@ -1302,9 +1305,9 @@ fn advance_instance(
                         return Ok(());
                     }
                     if let (Some(map), Capture::Off) = (map, &s.capture) {
-                        if let Some(t_exit) =
-                            replay(plan, devs, &mut rec, ctl, s, map, input, t0, t, dt, instance)
-                        {
+                        if let Some(t_exit) = replay(
+                            plan, devs, &mut rec, ctl, s, map, input, t0, t, dt, instance,
+                        ) {
                             t = t_exit;
                         }
                     }

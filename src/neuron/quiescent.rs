@@ -224,7 +224,10 @@ impl QuiescentModel {
             s.decay[k] = s.coefficients[k] * (-t_end / self.tau[k]).exp();
         }
         for i in 0..n {
-            x[i] = s.x_inf[i] + (0..r).map(|k| s.decay[k] * self.shapes[k * n + i]).sum::<f64>();
+            x[i] = s.x_inf[i]
+                + (0..r)
+                    .map(|k| s.decay[k] * self.shapes[k * n + i])
+                    .sum::<f64>();
         }
         for i in 0..n {
             let row = &self.c[i * n..(i + 1) * n];

@@ -15,8 +15,8 @@ use super::topology::Topology;
 use super::{Result, SnnError};
 use crate::circuit::Circuit;
 use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap};
-use std::sync::Arc;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Rate-fidelity rates at or below this are not propagated (Hz).
 pub const RATE_FLOOR_HZ: f64 = 1e-6;
@@ -140,7 +140,9 @@ impl<'a> Network<'a> {
         for (k, pop) in topo.populations.iter().enumerate() {
             let spiking = k < last || settings.readout == Readout::Count;
             let neurons = if spiking {
-                Some(make_neurons(settings, map, pop.size, circuit, spike_map, k)?)
+                Some(make_neurons(
+                    settings, map, pop.size, circuit, spike_map, k,
+                )?)
             } else {
                 None
             };

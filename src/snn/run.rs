@@ -7,14 +7,14 @@
 //! number of threads.
 
 use super::network::{ImageResult, Network, RunSettings};
+use super::neurons::Fidelity;
 use super::neurons::RateMap;
 use super::topology::Topology;
 use super::{Result, SnnError};
 use crate::circuit::Circuit;
+use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap};
 use crate::train::net::Mode;
 use crate::train::Net;
-use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap};
-use super::neurons::Fidelity;
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,14 +87,19 @@ fn shared_spike_map(
         return Ok(None);
     };
     let top = curve.spec().current_a.iter().fold(0.0f64, |m, &i| m.max(i));
-    let (i_min, i_max) = (0.99 * curve.rheobase_a(), 2.0 * top * settings.scale_firing_rates);
+    let (i_min, i_max) = (
+        0.99 * curve.rheobase_a(),
+        2.0 * top * settings.scale_firing_rates,
+    );
     let neuron_error = |source| SnnError::Neuron { layer: 1, source };
     let mut kernel = NeuronKernel::new(circuit, 1, NeuronOptions::from_circuit(circuit))
         .map_err(neuron_error)?;
     if !(i_min > 0.0 && i_max > i_min) {
         return Ok(None);
     }
-    kernel.prebuild_spike_map(i_min, i_max).map_err(neuron_error)?;
+    kernel
+        .prebuild_spike_map(i_min, i_max)
+        .map_err(neuron_error)?;
     Ok(kernel.spike_map())
 }
 
