@@ -3,6 +3,7 @@
 //! netlists/lif.cir's rate curve). Skipped, with a notice, when the shared
 //! datasets folder is absent.
 
+mod common;
 use circsnn::data::{self, Dataset, DatasetKind, Split};
 use circsnn::neuron::{Lif, RateModel};
 use circsnn::snn::metrics::Counts;
@@ -15,23 +16,10 @@ use circsnn::train::{
     save_model, Activation, CurveFit, InputTransform, ModelMeta, Net, RateCurve, TrainOptions,
     Trainer,
 };
+use common::shared_datasets;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-
-fn shared_datasets() -> Option<PathBuf> {
-    let candidates = std::env::var_os("CIRCSNN_DATA")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")]);
-    for dir in candidates {
-        if dir.join("mnist").is_dir() {
-            return Some(dir);
-        }
-    }
-    eprintln!("skipping: no shared datasets folder ($CIRCSNN_DATA or ../shared/datasets)");
-    None
-}
 
 /// The rate curve of the abstract LIF twin of netlists/lif.cir (τ = 2 ms,
 /// rheobase 2 nA), fitted as `circsnn train` does.

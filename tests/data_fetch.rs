@@ -4,6 +4,7 @@
 //! (`$CIRCSNN_DATA` or `../shared/datasets`) and are skipped, with a notice,
 //! when it is absent.
 
+mod common;
 use circsnn::data::{
     self, Algorithm, DatasetKind, FetchOptions, FileAction, RemoteFile, Split, Unpack, Verify,
     SHA256SUMS,
@@ -90,21 +91,8 @@ fn answer(stream: TcpStream, route: &impl Fn(&str) -> Reply) -> std::io::Result<
     out.shutdown(std::net::Shutdown::Both)
 }
 
-/// The shared datasets folder, if present.
 fn shared_datasets() -> Option<PathBuf> {
-    let candidates = std::env::var_os("CIRCSNN_DATA")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")]);
-    for dir in candidates {
-        if dir.join("mnist/t10k-labels-idx1-ubyte.gz").is_file() {
-            return Some(dir);
-        }
-    }
-    eprintln!(
-        "skipping: no shared datasets folder ($CIRCSNN_DATA or ../shared/datasets) with mnist/"
-    );
-    None
+    common::shared_datasets_with("mnist/t10k-labels-idx1-ubyte.gz")
 }
 
 /// Serves the files of `root` under their relative paths.

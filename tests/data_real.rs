@@ -2,22 +2,9 @@
 //! `../shared/datasets`): counts and label histograms as documented in its
 //! README. Skipped, with a notice, when the folder is absent.
 
+mod common;
 use circsnn::data::{self, ChecksumStatus, DatasetKind, Split};
-use std::path::{Path, PathBuf};
-
-fn shared_datasets() -> Option<PathBuf> {
-    let candidates = std::env::var_os("CIRCSNN_DATA")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")]);
-    for dir in candidates {
-        if dir.join("mnist").is_dir() {
-            return Some(dir);
-        }
-    }
-    eprintln!("skipping: no shared datasets folder ($CIRCSNN_DATA or ../shared/datasets)");
-    None
-}
+use common::shared_datasets;
 
 #[test]
 fn mnist_counts_and_histograms() {

@@ -3,11 +3,13 @@
 //! resume, an abstract baseline, and the error cases. The runs on data are
 //! skipped, with a notice, when the shared datasets folder is absent.
 
+mod common;
 use circsnn::data::{self, DatasetKind, Split};
 use circsnn::train::{evaluate, load_model};
+use common::shared_datasets;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn circsnn(args: &[&str]) -> Output {
@@ -20,22 +22,6 @@ fn circsnn(args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn shared_datasets() -> Option<PathBuf> {
-    let candidates = std::env::var_os("CIRCSNN_DATA")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")]);
-    for dir in candidates {
-        if dir.join("mnist").is_dir() {
-            return Some(dir);
-        }
-    }
-    eprintln!(
-        "skipping: no shared datasets folder with mnist/ ($CIRCSNN_DATA or ../shared/datasets)"
-    );
-    None
 }
 
 fn read_json(path: &Path) -> Value {
