@@ -5,6 +5,7 @@ use circsnn::analysis;
 use circsnn::circuit::{elaborate, Analysis, Circuit};
 use circsnn::netlist::parse_str;
 use circsnn::neuron::{rate_curve, NeuronError, NeuronKernel, NeuronModel, NeuronOptions};
+use circsnn::train::rng::SplitMix64;
 use std::path::Path;
 
 /// Instances per agreement test (random input trains).
@@ -32,23 +33,15 @@ fn neuron(body: &str) -> Circuit {
     circuit(&netlist(body, "Iin 0 mem DC {iin}", 1.0))
 }
 
-/// SplitMix64: a small seeded generator, so the test needs no crate.
-struct SplitMix(u64);
-impl SplitMix {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) as f64 / u64::MAX as f64
-    }
-}
-
 /// inputs[segment][instance], uniform in [0, 3 nA).
 fn random_inputs(seed: u64, instances: usize) -> Vec<Vec<f64>> {
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..SEGMENTS)
-        .map(|_| (0..instances).map(|_| 3e-9 * rng.next_f64()).collect())
+        .map(|_| {
+            (0..instances)
+                .map(|_| 3e-9 * (rng.next_u64() as f64 / u64::MAX as f64))
+                .collect()
+        })
         .collect()
 }
 
@@ -295,21 +288,30 @@ fn reset_restores_the_initial_state() {
 
 #[test]
 fn quiet_instances_cross_a_step_in_one_solve() {
+    let c = neuron(MIF);
+    let inputs = [0.0, 1.4e-9];
+    // 50 settling steps, then 50 quiet ones: the kernel and its stats
+    // before and after the quiet ones.
+    let run = |exact_linear_steps: bool| {
+        let mut opts = NeuronOptions::from_circuit(&c);
+        opts.exact_linear_steps = exact_linear_steps;
+        let mut k = NeuronKernel::new(&c, 2, opts).unwrap();
+        let mut spikes = Vec::new();
+        for _ in 0..50 {
+            k.advance(1e-3, &inputs, &mut spikes).unwrap();
+        }
+        let settled = k.stats();
+        for _ in 0..50 {
+            k.advance(1e-3, &inputs, &mut spikes).unwrap();
+        }
+        assert!(spikes.is_empty());
+        let quiet = k.stats();
+        (k, settled, quiet)
+    };
+
     // A silent neuron under a constant input is quiescent: it crosses each
     // network step in one exact linear step, with no Newton iteration.
-    let c = neuron(MIF);
-    let mut k = NeuronKernel::new(&c, 2, NeuronOptions::from_circuit(&c)).unwrap();
-    let inputs = [0.0, 1.4e-9];
-    let mut spikes = Vec::new();
-    for _ in 0..50 {
-        k.advance(1e-3, &inputs, &mut spikes).unwrap();
-    }
-    let settled = k.stats();
-    for _ in 0..50 {
-        k.advance(1e-3, &inputs, &mut spikes).unwrap();
-    }
-    let quiet = k.stats();
-    assert!(spikes.is_empty());
+    let (k, settled, quiet) = run(true);
     assert_eq!(quiet.exact_steps - settled.exact_steps, 2 * 50);
     assert_eq!(quiet.accepted_steps, settled.accepted_steps);
     assert_eq!(quiet.newton_iterations, settled.newton_iterations);
@@ -324,17 +326,7 @@ fn quiet_instances_cross_a_step_in_one_solve() {
 
     // With exact steps off, the integrator's step grows to max_step = dt:
     // one accepted step and at most two Newton iterations per dt.
-    let mut opts = NeuronOptions::from_circuit(&c);
-    opts.exact_linear_steps = false;
-    let mut k = NeuronKernel::new(&c, 2, opts).unwrap();
-    for _ in 0..50 {
-        k.advance(1e-3, &inputs, &mut spikes).unwrap();
-    }
-    let settled = k.stats();
-    for _ in 0..50 {
-        k.advance(1e-3, &inputs, &mut spikes).unwrap();
-    }
-    let quiet = k.stats();
+    let (k, settled, quiet) = run(false);
     assert_eq!(quiet.accepted_steps - settled.accepted_steps, 2 * 50);
     assert_eq!(quiet.exact_steps, 0);
     assert!(quiet.newton_iterations - settled.newton_iterations <= 2 * 50 * 2);

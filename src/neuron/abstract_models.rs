@@ -109,6 +109,15 @@ impl SlowLanes {
             current: [0.0; SOA_BLOCK],
         }
     }
+
+    /// `log[m] = ln ratio[m]` for the first `count` lanes, four at a time.
+    #[inline(always)]
+    fn take_logs(&mut self, count: usize) {
+        for group in (0..count).step_by(4) {
+            let ratio: [f64; 4] = self.ratio[group..group + 4].try_into().expect("4");
+            self.log[group..group + 4].copy_from_slice(&ln4_from_one(ratio));
+        }
+    }
 }
 
 /// ln x for finite x ≥ 1, four lanes at once in plain arithmetic the
@@ -345,11 +354,7 @@ impl Lif {
                 slow.current[count] = j;
                 count += 1;
             }
-            for group in (0..count).step_by(4) {
-                let ratio: [f64; 4] = slow.ratio[group..group + 4].try_into().expect("4");
-                let log = ln4_from_one(ratio);
-                slow.log[group..group + 4].copy_from_slice(&log);
-            }
+            slow.take_logs(count);
             for m in 0..count {
                 let k = slow.lane[m] as usize;
                 let (v, r, j) = (&mut vs[k], &mut rs[k], slow.current[m]);
@@ -736,11 +741,7 @@ impl NeuronModel for AnalyticMif {
                         slow.current[count] = v_inf;
                         count += 1;
                     }
-                    for group in (0..count).step_by(4) {
-                        let ratio: [f64; 4] = slow.ratio[group..group + 4].try_into().expect("4");
-                        let log = ln4_from_one(ratio);
-                        slow.log[group..group + 4].copy_from_slice(&log);
-                    }
+                    slow.take_logs(count);
                     for m in 0..count {
                         let k = slow.lane[m] as usize;
                         let (v, v_inf) = (&mut vs[k], slow.current[m]);
@@ -922,6 +923,28 @@ mod tests {
         }
     }
 
+    /// Same spikes (instances equal, times within 1e-15 s) and voltages
+    /// within `v_tol`.
+    fn assert_close(
+        name: &str,
+        got: &[(usize, f64)],
+        want: &[(usize, f64)],
+        v_got: &[f64],
+        v_want: &[f64],
+        v_tol: f64,
+    ) {
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                g.0 == w.0 && (g.1 - w.1).abs() < 1e-15,
+                "{name} {g:?} {w:?}"
+            );
+        }
+        for (g, w) in v_got.iter().zip(v_want) {
+            assert!((g - w).abs() < v_tol, "{name} {g} {w}");
+        }
+    }
+
     /// Mixed population (silent, near threshold, several spikes per step):
     /// the vectorised fast path and its one-spike shortcut give what the
     /// scalar exact update gives instance by instance, up to rounding.
@@ -952,13 +975,7 @@ mod tests {
                 scalar.step_one(&mut lif_v[i], &mut lif_r[i], j, dt, i, &mut want);
             }
             // The one-spike shortcut differs from `step_one` by rounding only.
-            assert_eq!(got.len(), want.len(), "LIF");
-            for (g, w) in got.iter().zip(&want) {
-                assert!(g.0 == w.0 && (g.1 - w.1).abs() < 1e-15, "LIF {g:?} {w:?}");
-            }
-            for (g, w) in lif.membrane_voltages().iter().zip(&lif_v) {
-                assert!((g - w).abs() < 1e-12, "LIF {g} {w}");
-            }
+            assert_close("LIF", &got, &want, lif.membrane_voltages(), &lif_v, 1e-12);
             lif_v.copy_from_slice(lif.membrane_voltages());
 
             got.clear();
@@ -967,13 +984,7 @@ mod tests {
             for (i, &current) in inputs.iter().enumerate() {
                 mif.step_one(&mut mif_v[i], current, dt, i, &mut want);
             }
-            assert_eq!(got.len(), want.len(), "analytic MIF");
-            for (g, w) in got.iter().zip(&want) {
-                assert!(g.0 == w.0 && (g.1 - w.1).abs() < 1e-15, "MIF {g:?} {w:?}");
-            }
-            for (g, w) in mif.membrane_voltages().iter().zip(&mif_v) {
-                assert!((g - w).abs() < 1e-15, "MIF {g} {w}");
-            }
+            assert_close("MIF", &got, &want, mif.membrane_voltages(), &mif_v, 1e-15);
             mif_v.copy_from_slice(mif.membrane_voltages());
 
             got.clear();
@@ -1001,14 +1012,8 @@ mod tests {
     /// the scalar exact update `step_one` gives instance by instance.
     #[test]
     fn lif_fast_path_equals_step_one_on_random_inputs() {
-        let mut state: u64 = 7;
-        let mut uniform = move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) as f64 / u64::MAX as f64
-        };
+        let mut rng = crate::train::rng::SplitMix64::new(7);
+        let mut uniform = move || rng.next_u64() as f64 / u64::MAX as f64;
         let (n, dt, rheobase) = (517, 1e-3, 2e-9); // n: a partial last block
         for tau_ref in [0.0, 0.3e-3, 2.5e-3] {
             for wide in [false, true] {

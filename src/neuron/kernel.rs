@@ -1038,6 +1038,25 @@ impl Record<'_> {
         *len = (*len + 1).min(3);
     }
 
+    /// Continue from state x (charges q) at time t after a jump (an exact
+    /// step or a replay): the history restarts there at order 1, the next
+    /// step asked for is `h_next`, and the event indicators are x's.
+    fn restart_at(
+        &mut self,
+        ctl: &mut Control,
+        devs: &[Box<dyn Device>],
+        t: f64,
+        x: &[f64],
+        q: &[f64],
+        h_next: f64,
+    ) {
+        self.push(&mut ctl.hist_len, t, x, q);
+        self.restart(&mut ctl.hist_len, q);
+        self.refresh_indicators(devs);
+        ctl.order = 1;
+        ctl.h_want = h_next;
+    }
+
     /// Event indicators at the newest point.
     fn refresh_indicators(&mut self, devs: &[Box<dyn Device>]) {
         let (n, og, e) = (self.plan.n, self.plan.off_g(), self.plan.event_slots.len());
@@ -1196,11 +1215,7 @@ fn replay(
             // goes on from there with the next step's input.
             ctl.stats.partial_replays += 1;
             evaluate(devs, &s.exit, t0 + dt, &mut s.work);
-            rec.push(&mut ctl.hist_len, dt, &s.exit, &s.work.q);
-            rec.restart(&mut ctl.hist_len, &s.work.q);
-            ctl.order = 1;
-            ctl.h_want = plan.restart_step();
-            rec.refresh_indicators(devs);
+            rec.restart_at(ctl, devs, dt, &s.exit, &s.work.q, plan.restart_step());
             Some(dt)
         }
         Lookup::Replay(duration, spike_at, h_next) if duration <= until - plan.opts.min_step => {
@@ -1208,12 +1223,8 @@ fn replay(
             s.spikes.push((instance, t_entry + spike_at));
             let t = t_entry + duration;
             evaluate(devs, &s.exit, t0 + t, &mut s.work);
-            rec.push(&mut ctl.hist_len, t, &s.exit, &s.work.q);
-            rec.restart(&mut ctl.hist_len, &s.work.q);
-            ctl.order = 1;
             // The first step after a restart has no error estimate.
-            ctl.h_want = 0.1 * h_next;
-            rec.refresh_indicators(devs);
+            rec.restart_at(ctl, devs, t, &s.exit, &s.work.q, 0.1 * h_next);
             Some(t)
         }
         Lookup::Missing(a, b) => {
@@ -1287,14 +1298,10 @@ fn advance_instance(
                 );
                 ctl.stats.exact_steps += 1;
                 t += elapsed;
-                rec.push(&mut ctl.hist_len, t, &s.x_new, &s.work.q);
-                rec.restart(&mut ctl.hist_len, &s.work.q);
-                rec.refresh_indicators(devs);
-                ctl.order = 1;
                 // The integrator's first step has no error estimate: if it
                 // takes over (here at a bound, or at the next step if the
                 // state has left the entry region), it starts small.
-                ctl.h_want = plan.restart_step();
+                rec.restart_at(ctl, devs, t, &s.x_new, &s.work.q, plan.restart_step());
                 if stopped && plan.map_rule {
                     // Leaving the quiescent region is where a spike's
                     // transient starts, as early as it can: replay it whole

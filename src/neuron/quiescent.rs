@@ -212,21 +212,23 @@ impl QuiescentModel {
             let w = &self.projections[k * n..(k + 1) * n];
             s.coefficients[k] = (0..n).map(|i| w[i] * (x[i] - s.x_inf[i])).sum();
         }
+        // e^{−t_end/τ_k}: the bounds' check at the end of the step and the
+        // new state share it; it is recomputed only where a bound stops
+        // the step early.
         let mut t_end = h;
         let mut stopped = false;
+        self.decay_to(t_end, s);
         for b in bounds {
             if let Some(t) = self.crossing(b, t_end, s) {
                 t_end = t;
                 stopped = true;
+                self.decay_to(t_end, s);
             }
-        }
-        for k in 0..r {
-            s.decay[k] = s.coefficients[k] * (-t_end / self.tau[k]).exp();
         }
         for i in 0..n {
             x[i] = s.x_inf[i]
                 + (0..r)
-                    .map(|k| s.decay[k] * self.shapes[k * n + i])
+                    .map(|k| s.coefficients[k] * s.decay[k] * self.shapes[k * n + i])
                     .sum::<f64>();
         }
         for i in 0..n {
@@ -241,6 +243,13 @@ impl QuiescentModel {
         (t_end, stopped)
     }
 
+    /// `s.decay[k] = e^{−t/τ_k}`.
+    fn decay_to(&self, t: f64, s: &mut QuiescentScratch) {
+        for (d, tau) in s.decay.iter_mut().zip(&self.tau) {
+            *d = (-t / tau).exp();
+        }
+    }
+
     /// The bound's difference at mode k: (v_k[plus] − v_k[minus]).
     #[inline]
     fn shape_of(&self, b: &QuiescentBound, k: usize) -> f64 {
@@ -248,7 +257,8 @@ impl QuiescentModel {
         b.plus.map_or(0.0, |i| v[i]) - b.minus.map_or(0.0, |i| v[i])
     }
 
-    /// The earliest time in (0, h] where the bound exceeds its leave level.
+    /// The earliest time in (0, h] where the bound exceeds its leave level
+    /// (`s.decay` holds the decay factors at h).
     fn crossing(&self, b: &QuiescentBound, h: f64, s: &QuiescentScratch) -> Option<f64> {
         let r = self.tau.len();
         let steady = b.value(&s.x_inf);
@@ -264,8 +274,10 @@ impl QuiescentModel {
         let negligible = 1e-12 * level.abs().max(steady.abs());
         let mut moving = 0;
         let mut single = (0.0, 1.0);
+        let mut at_h = steady;
         for k in 0..r {
             let a = s.coefficients[k] * self.shape_of(b, k);
+            at_h += a * s.decay[k];
             if a.abs() > negligible {
                 moving += 1;
                 single = (a, self.tau[k]);
@@ -275,7 +287,7 @@ impl QuiescentModel {
             0 => None,
             // One mode: b(t) = steady + a·e^{−t/τ}, monotone.
             1 => {
-                if value(h) <= level {
+                if at_h <= level {
                     return None;
                 }
                 let (a, tau) = single;

@@ -8,15 +8,9 @@ pub const INPUT_DISTRIBUTION: &str =
 /// `n` input currents (A) following [`INPUT_DISTRIBUTION`]: every block of
 /// ten neurons has five silent, three slow and two fast ones.
 pub fn heterogeneous_inputs(n: usize) -> Vec<f64> {
-    let mut state: u64 = 42;
-    let mut uniform = move || {
-        // SplitMix64: tiny, seeded, identical on every platform.
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) as f64 / u64::MAX as f64
-    };
+    // SplitMix64: tiny, seeded, identical on every platform.
+    let mut rng = crate::train::rng::SplitMix64::new(42);
+    let mut uniform = move || rng.next_u64() as f64 / u64::MAX as f64;
     (0..n)
         .map(|i| {
             let (lo, hi) = match i % 10 {

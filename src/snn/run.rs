@@ -91,12 +91,12 @@ fn shared_spike_map(
         0.99 * curve.rheobase_a(),
         2.0 * top * settings.scale_firing_rates,
     );
-    let neuron_error = |source| SnnError::Neuron { layer: 1, source };
-    let mut kernel = NeuronKernel::new(circuit, 1, NeuronOptions::from_circuit(circuit))
-        .map_err(neuron_error)?;
     if !(i_min > 0.0 && i_max > i_min) {
         return Ok(None);
     }
+    let neuron_error = |source| SnnError::Neuron { layer: 1, source };
+    let mut kernel = NeuronKernel::new(circuit, 1, NeuronOptions::from_circuit(circuit))
+        .map_err(neuron_error)?;
     kernel
         .prebuild_spike_map(i_min, i_max)
         .map_err(neuron_error)?;
