@@ -206,7 +206,7 @@ fn assert_agreement(
             }
         }
     }
-    eprintln!("{name}: {total} spikes in {instances} instances; worst difference {worst:.3e} s; {closer_to_converged} instances agree with the converged engine only; ill-conditioned instances {marginal:?}");
+    eprintln!("{name}: {total} spikes in {instances} instances; worst difference {worst:.3e} s; {closer_to_converged} instances agree with the converged engine only; ill-conditioned instances {marginal:?}; {:?}", kernel.stats());
     assert!(
         marginal.len() * 50 <= instances,
         "{name}: {} of {instances} instances are ill-conditioned: {marginal:?}",

@@ -290,6 +290,11 @@ impl Plan {
     fn restart_step(&self) -> f64 {
         (self.opts.max_step * 1e-3).max(self.opts.min_step * 100.0)
     }
+    /// Local tolerance of unknown i at value x.
+    #[inline]
+    fn tolerance(&self, i: usize, x: f64) -> f64 {
+        self.atol[i] + self.opts.reltol * x.abs()
+    }
 }
 
 /// Per-instance step-control scalars.
@@ -302,6 +307,10 @@ struct Control {
     hist_len: u8,
     /// The input of the last step; a change restarts the history.
     last_input: f64,
+    /// A replayed transient that goes on into the next step.
+    pending: Option<Pending>,
+    /// The last step was exact and did not reach a bound.
+    exact: bool,
     stats: KernelStats,
 }
 
@@ -317,8 +326,10 @@ pub struct KernelStats {
     pub integrated_transients: u64,
     /// Exact linear steps (quiescent instances).
     pub exact_steps: u64,
-    /// Spike approaches replayed up to the end of a network step.
+    /// Replayed transients that went on past the end of a network step.
     pub partial_replays: u64,
+    /// Of those, the ones continued under a changed input.
+    pub reentries: u64,
 }
 
 impl std::ops::AddAssign for KernelStats {
@@ -330,6 +341,7 @@ impl std::ops::AddAssign for KernelStats {
         self.integrated_transients += o.integrated_transients;
         self.exact_steps += o.exact_steps;
         self.partial_replays += o.partial_replays;
+        self.reentries += o.reentries;
     }
 }
 
@@ -407,6 +419,9 @@ struct Trace {
     failed: bool,
     /// A later entry crossed before the spike (time since the entry, state).
     later_entry: Option<(f64, Vec<f64>)>,
+    /// Every accepted point since the entry (time since the entry, state).
+    times: Vec<f64>,
+    states: Vec<f64>,
 }
 
 /// Replayed spike transients (the "spike map").
@@ -464,14 +479,12 @@ struct Variant {
     entry: Vec<f64>,
     /// Spike time since the entry (s).
     spike: f64,
+    /// Every point the integrator accepted, from the entry on (time since
+    /// the entry, and the n unknowns).
     times: Vec<f64>,
     states: Vec<f64>,
     t_exit: f64,
     h_exit: f64,
-    /// Up to this time since the entry the transient is a smooth approach
-    /// (before the state crossing of a later entry), where a replay may
-    /// stop and hand over an interpolated state.
-    smooth_until: f64,
 }
 
 /// Entry states may differ from the map's by this many local tolerances
@@ -480,8 +493,17 @@ struct Variant {
 /// MIF2 entry whose reset memristor holds another remnant got through and
 /// moved a spike by 16 µs.
 const ENTRY_TOLERANCE: f64 = 10.0;
-/// Neighbouring cells' exit states may differ by this many local tolerances.
+/// Neighbouring cells' states (at equal phase) may differ by this many
+/// local tolerances.
 const CELL_GATE: f64 = 1000.0;
+/// A transient continued under a new input must pass the state it was left
+/// in to within this many local tolerances.
+const REENTRY_TOLERANCE: f64 = 10.0;
+/// How many recorded points either side of the old phase the search for
+/// the new one looks at.
+const PHASE_SEARCH_POINTS: usize = 64;
+/// How closely the phase of a continued transient is located (s).
+const PHASE_RESOLUTION_S: f64 = 1e-11;
 /// Most transients recorded per cell.
 const MAX_VARIANTS: usize = 4;
 /// Longest simulated search for a cell's entry from the initial state (s).
@@ -492,24 +514,50 @@ const CELL_WINDOW_S: f64 = 10e-6;
 const CELL_TRANSIENT_S: f64 = 10e-3;
 
 impl Variant {
-    /// The state at time t since entry, interpolated linearly between the
-    /// recorded points (the exit lies in the slow, quiescent part of the
-    /// transient); false past the record.
+    /// Points and weights that interpolate the record at time t since the
+    /// entry: quadratic through three neighbouring accepted points, whose
+    /// error is of the order of the integrator's own local error (linear
+    /// interpolation between BDF2 steps at RELTOL=1e-6 errs by ~10 local
+    /// tolerances). None past the record.
+    #[inline]
+    fn weights(&self, t: f64) -> Option<([usize; 3], [f64; 3])> {
+        let m = self.times.len();
+        let k = self.times.partition_point(|&x| x < t);
+        if k >= m || t < 0.0 {
+            return None;
+        }
+        if k == 0 || self.times[k] == t || m < 3 {
+            if k == 0 || self.times[k] == t {
+                return Some(([k, k, k], [1.0, 0.0, 0.0]));
+            }
+            let w = (t - self.times[k - 1]) / (self.times[k] - self.times[k - 1]);
+            return Some(([k - 1, k, k], [1.0 - w, w, 0.0]));
+        }
+        let a = if k + 1 < m { k - 1 } else { k - 2 };
+        let (ta, tb, tc) = (self.times[a], self.times[a + 1], self.times[a + 2]);
+        Some((
+            [a, a + 1, a + 2],
+            [
+                (t - tb) * (t - tc) / ((ta - tb) * (ta - tc)),
+                (t - ta) * (t - tc) / ((tb - ta) * (tb - tc)),
+                (t - ta) * (t - tb) / ((tc - ta) * (tc - tb)),
+            ],
+        ))
+    }
+
+    /// The state at time t since the entry; false past the record.
     fn state_at(&self, t: f64, out: &mut [f64]) -> bool {
         let n = out.len();
-        let k = self.times.partition_point(|&x| x < t);
-        if k >= self.times.len() {
+        let Some((k, w)) = self.weights(t) else {
             return false;
-        }
-        let b = &self.states[k * n..(k + 1) * n];
-        if k == 0 || self.times[k] == t {
-            out.copy_from_slice(b);
-            return true;
-        }
-        let a = &self.states[(k - 1) * n..k * n];
-        let w = (t - self.times[k - 1]) / (self.times[k] - self.times[k - 1]);
+        };
+        let (a, b, c) = (
+            &self.states[k[0] * n..(k[0] + 1) * n],
+            &self.states[k[1] * n..(k[1] + 1) * n],
+            &self.states[k[2] * n..(k[2] + 1) * n],
+        );
         for i in 0..n {
-            out[i] = a[i] + w * (b[i] - a[i]);
+            out[i] = w[0] * a[i] + w[1] * b[i] + w[2] * c[i];
         }
         true
     }
@@ -532,22 +580,185 @@ impl Variant {
             states,
             t_exit: self.t_exit - t_c,
             h_exit: self.h_exit,
-            smooth_until: 0.0,
         }
     }
 }
 
-/// The result of a map lookup.
-enum Lookup {
-    /// (transient duration, spike time since entry, step to continue
-    /// with); the exit state is in the output buffer.
-    Replay(f64, f64, f64),
-    /// The transient does not end by the time asked for, which is still in
-    /// its smooth approach; the state there is in the output buffer.
-    Partial,
+/// One transient interpolated between the variants of two neighbouring
+/// cells, at weight w of the upper one.
+///
+/// The two are compared at the same *phase*, not the same time: up to the
+/// spike, time is scaled so that both reach their spikes together (their
+/// approaches differ in length), and after it both are shifted to their own
+/// spike (the switching and discharge have the same shape). Interpolating
+/// at equal times instead mixes a cell that has switched with one that has
+/// not yet, wherever the step's end falls inside the fast part.
+struct Pair<'m> {
+    c0: &'m Variant,
+    c1: &'m Variant,
+    w: f64,
+    /// Spike time since the entry.
+    spike: f64,
+    /// Where the replay ends (fast dynamics over).
+    t_exit: f64,
+}
+
+impl<'m> Pair<'m> {
+    fn new(c0: &'m Variant, c1: &'m Variant, w: f64) -> Self {
+        Pair {
+            c0,
+            c1,
+            w,
+            spike: c0.spike + w * (c1.spike - c0.spike),
+            t_exit: (c0.spike + w * (c1.spike - c0.spike))
+                + (c0.t_exit - c0.spike).max(c1.t_exit - c1.spike),
+        }
+    }
+
+    /// The time in cell `c` (spiking at `own_spike`) at this pair's phase τ.
+    #[inline]
+    fn warp(&self, tau: f64, own_spike: f64) -> f64 {
+        if tau <= self.spike && self.spike > 0.0 {
+            tau * own_spike / self.spike
+        } else {
+            own_spike + (tau - self.spike)
+        }
+    }
+
+    /// The state at phase τ, if both cells have it and they agree to within
+    /// `CELL_GATE` local tolerances (else this is a steep place in the
+    /// input, where interpolation is not to be trusted).
+    fn state_at(&self, plan: &Plan, tau: f64, out: &mut [f64], other: &mut [f64]) -> bool {
+        if !(self.c0.state_at(self.warp(tau, self.c0.spike), out)
+            && self.c1.state_at(self.warp(tau, self.c1.spike), other))
+        {
+            return false;
+        }
+        for i in 0..plan.n {
+            if (out[i] - other[i]).abs() > CELL_GATE * plan.tolerance(i, out[i]) {
+                return false;
+            }
+            out[i] += self.w * (other[i] - out[i]);
+        }
+        true
+    }
+
+    /// Largest difference between x and the state at phase τ, in local
+    /// tolerances (infinite where the pair has no state there).
+    fn residual(&self, plan: &Plan, tau: f64, x: &[f64], out: &mut [f64], other: &mut [f64]) -> f64 {
+        if !self.state_at(plan, tau, out, other) {
+            return f64::INFINITY;
+        }
+        (0..plan.n)
+            .map(|i| (x[i] - out[i]).abs() / plan.tolerance(i, out[i]))
+            .fold(0.0, f64::max)
+    }
+
+    /// The phase at which this transient passes state x, searched from
+    /// `guess` (the phase x had under the previous input, mapped onto this
+    /// pair), with its residual (the largest difference in local
+    /// tolerances). Two candidates: the guess itself (the fast switching
+    /// hardly depends on the input), and the crossing of x's membrane
+    /// voltage nearest to it. The membrane voltage is the slow variable
+    /// that carries the phase: matched any other way (say, by least
+    /// distance, which lets the fast memristor state set the phase), its
+    /// error of a few local tolerances moved spikes by microseconds.
+    fn phase_of(
+        &self,
+        plan: &Plan,
+        x: &[f64],
+        guess: f64,
+        out: &mut [f64],
+        other: &mut [f64],
+    ) -> Option<(f64, f64)> {
+        let guess = guess.clamp(0.0, self.t_exit);
+        let at_guess = (guess, self.residual(plan, guess, x, out, other));
+        let m = plan.membrane;
+        let mut offset = |tau: f64| {
+            self.state_at(plan, tau, out, other)
+                .then(|| out[m] - x[m])
+        };
+        let f_guess = offset(guess)?;
+        // Walk the upper cell's recorded points outward from the guess
+        // until the membrane voltage brackets x's.
+        let times = &self.c0.times;
+        let to_phase = |t: f64| {
+            if t <= self.c0.spike && self.c0.spike > 0.0 {
+                t * self.spike / self.c0.spike
+            } else {
+                self.spike + (t - self.c0.spike)
+            }
+            .clamp(0.0, self.t_exit)
+        };
+        let k0 = times.partition_point(|&t| to_phase(t) < guess);
+        let mut bracket = None;
+        'walk: for d in 0..PHASE_SEARCH_POINTS {
+            for k in [k0.checked_add(d), k0.checked_sub(d + 1)].into_iter().flatten() {
+                let Some(&t) = times.get(k) else { continue };
+                let tau = to_phase(t);
+                if let Some(v) = offset(tau) {
+                    if v == 0.0 || v.signum() != f_guess.signum() {
+                        bracket = Some((tau, v));
+                        break 'walk;
+                    }
+                }
+            }
+        }
+        let Some((tb, fb)) = bracket else {
+            return Some(at_guess);
+        };
+        // Bisection between the guess and the bracketing point.
+        let (mut lo, mut f_lo, mut hi) = (guess, f_guess, tb);
+        if fb == 0.0 {
+            lo = tb;
+        } else {
+            while (hi - lo).abs() > PHASE_RESOLUTION_S {
+                let mid = 0.5 * (lo + hi);
+                let Some(fm) = offset(mid) else { break };
+                if fm == 0.0 {
+                    lo = mid;
+                    break;
+                }
+                if fm.signum() == f_lo.signum() {
+                    (lo, f_lo) = (mid, fm);
+                } else {
+                    hi = mid;
+                }
+            }
+        }
+        let found = (lo, self.residual(plan, lo, x, out, other));
+        Some(if at_guess.1 < found.1 { at_guess } else { found })
+    }
+
+    /// Phase τ of this pair mapped onto `other` (aligned at the entry and
+    /// the spike, as between cells).
+    fn phase_in(&self, tau: f64, other: &Pair) -> f64 {
+        if tau <= self.spike && self.spike > 0.0 {
+            tau * other.spike / self.spike
+        } else {
+            other.spike + (tau - self.spike)
+        }
+    }
+}
+
+/// Why a transient could not be replayed.
+enum Refusal {
+    /// No usable cell, entry or phase here: integrate.
     Refused,
     /// These cells must be built first.
     Missing(i64, i64),
+}
+
+/// An instance in the middle of a replayed transient at the end of a
+/// network step: where it is (cell pair `key`, `key + 1`, variant, phase
+/// since the entry), under which input, and whether its spike is out.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    key: i64,
+    variant: usize,
+    tau: f64,
+    spiked: bool,
+    input: f64,
 }
 
 impl SpikeMap {
@@ -574,60 +785,87 @@ impl SpikeMap {
         (key as f64 * self.log_spacing).exp()
     }
 
-    fn lookup(
-        &self,
-        plan: &Plan,
-        input: f64,
-        entry: &[f64],
-        until: f64,
-        exit: &mut [f64],
-        other: &mut [f64],
-    ) -> Lookup {
+    /// The cells around `input` (key of the lower one, weight of the upper).
+    fn bracket(&self, input: f64) -> Result<(i64, f64, &MapCell, &MapCell), Refusal> {
         if !(input > 0.0) {
-            return Lookup::Refused;
+            return Err(Refusal::Refused);
         }
         let u = input.ln() / self.log_spacing;
         let k = u.floor();
         let w = u - k;
         let k = k as i64;
-        let (c0, c1) = match (self.cells.get(&k), self.cells.get(&(k + 1))) {
-            (Some(Some(a)), Some(Some(b))) => (a, b),
-            (Some(_), Some(_)) => return Lookup::Refused,
-            _ if self.frozen => return Lookup::Refused,
-            _ => return Lookup::Missing(k, k + 1),
-        };
-        let tol = |i: usize, x: f64| plan.atol[i] + plan.opts.reltol * x.abs();
-        let fits = |(c0, c1): &(&Variant, &Variant)| {
+        match (self.cells.get(&k), self.cells.get(&(k + 1))) {
+            (Some(Some(a)), Some(Some(b))) => Ok((k, w, a, b)),
+            (Some(_), Some(_)) => Err(Refusal::Refused),
+            _ if self.frozen => Err(Refusal::Refused),
+            _ => Err(Refusal::Missing(k, k + 1)),
+        }
+    }
+
+    /// The transient that starts at state `entry` under `input`: the pair
+    /// of cell variants whose interpolated entry matches it to within
+    /// `ENTRY_TOLERANCE` local tolerances.
+    fn start(&self, plan: &Plan, input: f64, entry: &[f64]) -> Result<(i64, usize), Refusal> {
+        let (k, w, c0, c1) = self.bracket(input)?;
+        let fits = |(a, b): &(&Variant, &Variant)| {
             (0..plan.n).all(|i| {
-                let e = c0.entry[i] + w * (c1.entry[i] - c0.entry[i]);
-                (entry[i] - e).abs() <= ENTRY_TOLERANCE * tol(i, e)
+                let e = a.entry[i] + w * (b.entry[i] - a.entry[i]);
+                (entry[i] - e).abs() <= ENTRY_TOLERANCE * plan.tolerance(i, e)
             })
         };
-        let Some((c0, c1)) = c0.variants.iter().zip(&c1.variants).find(fits) else {
-            return Lookup::Refused;
+        c0.variants
+            .iter()
+            .zip(&c1.variants)
+            .position(|p| fits(&p))
+            .map(|j| (k, j))
+            .ok_or(Refusal::Refused)
+    }
+
+    /// Variant `variant` of cells `key`, `key + 1` at `input`.
+    fn pair(&self, key: i64, variant: usize, input: f64) -> Option<Pair<'_>> {
+        let (Some(Some(a)), Some(Some(b))) = (self.cells.get(&key), self.cells.get(&(key + 1)))
+        else {
+            return None;
         };
-        let t_exit = c0.t_exit.max(c1.t_exit);
-        // A transient that would end past `until` is followed up to there,
-        // if that is still in its smooth approach.
-        let partial = t_exit > until;
-        if partial && until > c0.smooth_until.min(c1.smooth_until) {
-            return Lookup::Refused;
+        let w = input.ln() / self.log_spacing - key as f64;
+        Some(Pair::new(a.variants.get(variant)?, b.variants.get(variant)?, w))
+    }
+
+    /// Where a transient left at the end of the last step (`p`, at state
+    /// x) stands under the new input: the same place if the input did not
+    /// change, else the phase at which the new input's transient passes x
+    /// (to within `REENTRY_TOLERANCE`, and on the same side of its spike).
+    fn resume(
+        &self,
+        plan: &Plan,
+        p: &Pending,
+        input: f64,
+        x: &[f64],
+        out: &mut [f64],
+        other: &mut [f64],
+    ) -> Result<(i64, usize, f64), Refusal> {
+        if input == p.input {
+            return Ok((p.key, p.variant, p.tau));
         }
-        let t = if partial { until } else { t_exit };
-        if !(c0.state_at(t, exit) && c1.state_at(t, other)) {
-            return Lookup::Refused;
-        }
-        for i in 0..plan.n {
-            if (exit[i] - other[i]).abs() > CELL_GATE * tol(i, exit[i]) {
-                return Lookup::Refused;
+        let old = self.pair(p.key, p.variant, p.input).ok_or(Refusal::Refused)?;
+        let (k, _, c0, c1) = self.bracket(input)?;
+        let variants = c0.variants.len().min(c1.variants.len());
+        // The transient it was in first, then the others.
+        let order = std::iter::once(p.variant).chain((0..variants).filter(|&j| j != p.variant));
+        for j in order.filter(|&j| j < variants) {
+            let Some(pair) = self.pair(k, j, input) else {
+                continue;
+            };
+            let guess = old.phase_in(p.tau, &pair);
+            let Some((tau, residual)) = pair.phase_of(plan, x, guess, out, other) else {
+                continue;
+            };
+            if residual <= REENTRY_TOLERANCE && (tau >= pair.spike) == p.spiked {
+                return Ok((k, j, tau));
             }
-            exit[i] += w * (other[i] - exit[i]);
+
         }
-        if partial {
-            return Lookup::Partial;
-        }
-        let spike = c0.spike + w * (c1.spike - c0.spike);
-        Lookup::Replay(t, spike, c0.h_exit.min(c1.h_exit))
+        Err(Refusal::Refused)
     }
 }
 
@@ -682,7 +920,7 @@ fn build_cell(
 /// Two entry states are the same to within `ENTRY_TOLERANCE`.
 fn entries_match(plan: &Plan, a: &[f64], b: &[f64]) -> bool {
     (0..plan.n).all(|i| {
-        (a[i] - b[i]).abs() <= ENTRY_TOLERANCE * (plan.atol[i] + plan.opts.reltol * b[i].abs())
+        (a[i] - b[i]).abs() <= ENTRY_TOLERANCE * plan.tolerance(i, b[i])
     })
 }
 
@@ -752,13 +990,13 @@ fn trace_from(
         t_limit: CELL_TRANSIENT_S,
         failed: false,
         later_entry: None,
+        times: vec![0.0],
+        states: entry.clone(),
     });
-    // The transient is recorded at the ends of windows of CELL_WINDOW_S,
-    // where the integrator lands exactly: replay then needs no
-    // interpolation in time.
+    // The integrator records every accepted point; the windows of
+    // CELL_WINDOW_S only pace the checks for the exit (and record the ends
+    // of exact steps).
     let h_exit = plan.opts.max_step * 1e-2;
-    let mut times = vec![0.0];
-    let mut states = entry.clone();
     let mut exit: Option<(f64, f64)> = None;
     let exact_steps_before = ctl.stats.exact_steps;
     let mut t0 = 0.0;
@@ -778,12 +1016,17 @@ fn trace_from(
             None,
         )
         .ok()?;
-        if let Capture::Trace(Trace { failed: true, .. }) = s.capture {
-            return None;
-        }
         t0 += CELL_WINDOW_S;
-        times.push(t0);
-        states.extend_from_slice(&record[..n]);
+        match &mut s.capture {
+            Capture::Trace(Trace { failed: true, .. }) => return None,
+            Capture::Trace(trace) => {
+                if trace.times.last().is_some_and(|&t| t < t0) {
+                    trace.times.push(t0);
+                    trace.states.extend_from_slice(&record[..n]);
+                }
+            }
+            _ => {}
+        }
         match exit {
             // After the spike, the fast dynamics are over once the steps
             // have grown, or once the instance is quiescent (it took an
@@ -803,21 +1046,17 @@ fn trace_from(
                 if spike > t_exit {
                     return None;
                 }
-                let later = match &mut s.capture {
-                    Capture::Trace(trace) => trace.later_entry.take(),
-                    _ => None,
+                let Capture::Trace(trace) = &mut s.capture else {
+                    return None;
                 };
+                let later = trace.later_entry.take();
                 let whole = Variant {
                     spike,
                     entry,
-                    times,
-                    states,
+                    times: std::mem::take(&mut trace.times),
+                    states: std::mem::take(&mut trace.states),
                     t_exit,
                     h_exit: h,
-                    // Interpolation between records (10 µs apart) holds
-                    // only where the state moves slowly: up to a window
-                    // before the later entry.
-                    smooth_until: later.as_ref().map_or(0.0, |(t_c, _)| t_c - CELL_WINDOW_S),
                 };
                 let later = later.map(|(t_c, entry)| whole.suffix(t_c, entry));
                 return Some((whole, later));
@@ -1055,6 +1294,7 @@ impl Record<'_> {
         self.refresh_indicators(devs);
         ctl.order = 1;
         ctl.h_want = h_next;
+        ctl.exact = false;
     }
 
     /// Event indicators at the newest point.
@@ -1178,22 +1418,30 @@ fn spike_bounds(rule: &SpikeRule, map_entry: f64) -> Vec<QuiescentBound> {
 }
 
 /// Whether every device of the instance is quiescent at x, with x inside
-/// every bound's entry level; the bounds to watch are left in `bounds`.
+/// every bound's entry level, or, for an instance that is already taking
+/// exact steps (`inside`), its leave level (the hysteresis keeps an
+/// instance from switching back and forth); the bounds to watch are left in
+/// `bounds`.
 fn quiescent_at(
     plan: &Plan,
     devs: &[Box<dyn Device>],
     x: &[f64],
+    inside: bool,
     bounds: &mut Vec<QuiescentBound>,
 ) -> bool {
     bounds.clear();
     bounds.extend_from_slice(&plan.spike_bounds);
-    devs.iter().all(|d| d.quiescent(x, bounds)) && bounds.iter().all(|b| b.value(x) <= b.enter)
+    devs.iter().all(|d| d.quiescent(x, bounds))
+        && bounds
+            .iter()
+            .all(|b| b.value(x) <= if inside { b.leave } else { b.enter })
 }
 
 /// Replay the spike transient that starts at `t_entry` from the state in
-/// `s.entry`, if the map has it and it ends within the step: the spike is
-/// recorded and the instance continues from the exit state. Returns the
-/// exit time; None (the transient is to be integrated) otherwise.
+/// `s.entry`, if the map has it: the spike is recorded and the instance
+/// continues from the exit state, or, if the transient goes on past the
+/// step's end, from its state there (see [`follow`]). Returns the time it
+/// continues from; None (the transient is to be integrated) otherwise.
 #[allow(clippy::too_many_arguments)]
 fn replay(
     plan: &Plan,
@@ -1208,30 +1456,114 @@ fn replay(
     dt: f64,
     instance: usize,
 ) -> Option<f64> {
-    let until = dt - t_entry;
-    match map.lookup(plan, input, &s.entry, until, &mut s.exit, &mut s.other) {
-        Lookup::Partial => {
-            // Follow the approach to the end of the step; the integrator
-            // goes on from there with the next step's input.
-            ctl.stats.partial_replays += 1;
-            evaluate(devs, &s.exit, t0 + dt, &mut s.work);
-            rec.restart_at(ctl, devs, dt, &s.exit, &s.work.q, plan.restart_step());
-            Some(dt)
+    match map.start(plan, input, &s.entry) {
+        Ok((key, variant)) => {
+            let pair = map.pair(key, variant, input)?;
+            let at = Pending {
+                key,
+                variant,
+                tau: 0.0,
+                spiked: false,
+                input,
+            };
+            follow(plan, devs, rec, ctl, s, &pair, at, t0, t_entry, dt, instance)
         }
-        Lookup::Replay(duration, spike_at, h_next) if duration <= until - plan.opts.min_step => {
-            ctl.stats.mapped_transients += 1;
-            s.spikes.push((instance, t_entry + spike_at));
-            let t = t_entry + duration;
-            evaluate(devs, &s.exit, t0 + t, &mut s.work);
-            // The first step after a restart has no error estimate.
-            rec.restart_at(ctl, devs, t, &s.exit, &s.work.q, 0.1 * h_next);
-            Some(t)
-        }
-        Lookup::Missing(a, b) => {
+        Err(Refusal::Missing(a, b)) => {
             s.missing_cells.extend([a, b]);
             None
         }
-        _ => None,
+        Err(Refusal::Refused) => None,
+    }
+}
+
+/// Go on with the transient of the last step (`ctl.pending`) under this
+/// step's input, from the start of the step. Returns the time the instance
+/// continues from; None (the transient is integrated from the state it was
+/// left in) where the map cannot place it.
+#[allow(clippy::too_many_arguments)]
+fn resume(
+    plan: &Plan,
+    devs: &[Box<dyn Device>],
+    rec: &mut Record,
+    ctl: &mut Control,
+    s: &mut Scratch,
+    map: &SpikeMap,
+    p: Pending,
+    input: f64,
+    t0: f64,
+    dt: f64,
+    instance: usize,
+) -> Option<f64> {
+    s.entry.copy_from_slice(rec.x(0));
+    match map.resume(plan, &p, input, &s.entry, &mut s.exit, &mut s.other) {
+        Ok((key, variant, tau)) => {
+            if input != p.input {
+                ctl.stats.reentries += 1;
+            }
+            let pair = map.pair(key, variant, input)?;
+            let at = Pending {
+                key,
+                variant,
+                tau,
+                spiked: p.spiked,
+                input,
+            };
+            follow(plan, devs, rec, ctl, s, &pair, at, t0, 0.0, dt, instance)
+        }
+        Err(Refusal::Missing(a, b)) => {
+            s.missing_cells.extend([a, b]);
+            None
+        }
+        Err(Refusal::Refused) => None,
+    }
+}
+
+/// Replay `pair` from phase `at.tau` at step time t: to its exit if that
+/// comes before the step's end (the instance continues from the exit
+/// state), else to the step's end, where the instance is left with the
+/// interpolated state and `ctl.pending` says where it is. The spike is
+/// recorded when it falls in the replayed part. None, with nothing
+/// changed, where the pair has no state at the needed phase.
+#[allow(clippy::too_many_arguments)]
+fn follow(
+    plan: &Plan,
+    devs: &[Box<dyn Device>],
+    rec: &mut Record,
+    ctl: &mut Control,
+    s: &mut Scratch,
+    pair: &Pair,
+    mut at: Pending,
+    t0: f64,
+    t: f64,
+    dt: f64,
+    instance: usize,
+) -> Option<f64> {
+    let left = dt - t;
+    let ends = pair.t_exit - at.tau <= left - plan.opts.min_step;
+    let tau_end = if ends { pair.t_exit } else { at.tau + left };
+    if !pair.state_at(plan, tau_end, &mut s.exit, &mut s.other) {
+        return None;
+    }
+    let spike_in = pair.spike - at.tau;
+    if !at.spiked && spike_in < tau_end - at.tau {
+        s.spikes.push((instance, t + spike_in.max(0.0)));
+        at.spiked = true;
+    }
+    let t_new = t + (tau_end - at.tau);
+    evaluate(devs, &s.exit, t0 + t_new, &mut s.work);
+    if ends {
+        ctl.stats.mapped_transients += 1;
+        ctl.pending = None;
+        // The first step after a restart has no error estimate.
+        let h = 0.1 * pair.c0.h_exit.min(pair.c1.h_exit);
+        rec.restart_at(ctl, devs, t_new, &s.exit, &s.work.q, h);
+        Some(t_new)
+    } else {
+        ctl.stats.partial_replays += 1;
+        at.tau = tau_end;
+        ctl.pending = Some(at);
+        rec.restart_at(ctl, devs, dt, &s.exit, &s.work.q, plan.restart_step());
+        Some(dt)
     }
 }
 
@@ -1279,13 +1611,21 @@ fn advance_instance(
     }
 
     let mut t = 0.0;
+    // A replayed transient left at the end of the last step goes on.
+    if let Some(p) = ctl.pending.take() {
+        if let (Some(map), Capture::Off) = (map, &s.capture) {
+            if let Some(t_new) = resume(plan, devs, &mut rec, ctl, s, map, p, input, t0, dt, instance) {
+                t = t_new;
+            }
+        }
+    }
     let mut forced: Option<f64> = None;
     // Check for quiescence at the start and after every accepted step.
     let mut try_exact = plan.quiescent.is_some();
     while t < dt - hmin {
         if let (true, None, Some(qm)) = (try_exact, forced, &plan.quiescent) {
             try_exact = false;
-            if quiescent_at(plan, devs, rec.x(0), &mut s.bounds) {
+            if quiescent_at(plan, devs, rec.x(0), ctl.exact, &mut s.bounds) {
                 qm.fit_scratch(&mut s.quiescent);
                 s.x_new.copy_from_slice(rec.x(0));
                 let (elapsed, stopped) = qm.advance(
@@ -1302,6 +1642,9 @@ fn advance_instance(
                 // takes over (here at a bound, or at the next step if the
                 // state has left the entry region), it starts small.
                 rec.restart_at(ctl, devs, t, &s.x_new, &s.work.q, plan.restart_step());
+                // An instance that reaches the step's end inside its
+                // quiescent region goes on with an exact step next time.
+                ctl.exact = !stopped;
                 if stopped && plan.map_rule {
                     // Leaving the quiescent region is where a spike's
                     // transient starts, as early as it can: replay it whole
@@ -1437,6 +1780,7 @@ fn advance_instance(
 
         // Accept.
         ctl.stats.accepted_steps += 1;
+        ctl.exact = false;
         try_exact = plan.quiescent.is_some();
         for i in 0..plan.n {
             s.c[i] += alpha * s.work.q[i];
@@ -1453,6 +1797,8 @@ fn advance_instance(
         let mut restart = false;
 
         if let Capture::Trace(trace) = &mut s.capture {
+            trace.times.push(t0 + t);
+            trace.states.extend_from_slice(rec.x(0));
             if let Some(theta) = spike_theta {
                 if trace.spike.is_some() {
                     trace.failed = true;
@@ -1763,7 +2109,7 @@ impl NeuronKernel {
                 plan.differential[k % nu] = true;
             }
         }
-        if plan.opts.exact_linear_steps && quiescent_at(&plan, &template, &x, &mut scratch.bounds) {
+        if plan.opts.exact_linear_steps && quiescent_at(&plan, &template, &x, false, &mut scratch.bounds) {
             // Without an exact step the kernel still works, only slower:
             // the reason is not an error.
             plan.quiescent = QuiescentModel::build(
@@ -1787,6 +2133,8 @@ impl NeuronKernel {
             order: 1,
             hist_len: 1,
             last_input: 0.0,
+            pending: None,
+            exact: false,
             stats: KernelStats::default(),
         };
 

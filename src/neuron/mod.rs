@@ -18,7 +18,7 @@
 
 pub mod abstract_models;
 pub mod cache;
-pub mod kernel;
+mod kernel;
 pub mod quiescent;
 pub mod rate;
 pub mod workload;
