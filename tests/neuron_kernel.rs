@@ -499,6 +499,63 @@ fn spike_map_replays_transients_without_moving_spikes() {
     }
 }
 
+/// Under an input that changes a little at every step (as a synaptic
+/// current does), transients that straddle a step boundary are continued
+/// from the map under the new input (phase matched on the membrane
+/// voltage) instead of integrated, and the spikes stay where the
+/// step-by-step kernel puts them.
+#[test]
+fn replays_continue_across_steps_under_changing_inputs() {
+    let c = neuron(MIF);
+    let instances = 300;
+    let mut rng = SplitMix64::new(7);
+    let mut uniform = move || rng.next_u64() as f64 / u64::MAX as f64;
+    let base: Vec<f64> = (0..instances).map(|_| 2.1e-9 + 1.2e-9 * uniform()).collect();
+    let inputs: Vec<Vec<f64>> = (0..SEGMENTS)
+        .map(|_| base.iter().map(|&i| i * (1.0 + 0.1 * (2.0 * uniform() - 1.0))).collect())
+        .collect();
+    let mut mapped = NeuronKernel::new(&c, instances, NeuronOptions::from_circuit(&c)).unwrap();
+    mapped.prebuild_spike_map(1.8e-9, 4e-9).unwrap();
+    let mut plain_opts = NeuronOptions::from_circuit(&c);
+    plain_opts.spike_map = false;
+    let mut plain = NeuronKernel::new(&c, instances, plain_opts).unwrap();
+    let got = kernel_spikes(&mut mapped, &inputs);
+    let want = kernel_spikes(&mut plain, &inputs);
+    // Where the two differ, the converged general engine (RELTOL=1e-8)
+    // decides: replaying must not be worse than integrating step by step.
+    let (mut worst, mut differ, mut mapped_off, mut plain_off) = (0.0f64, 0, 0, 0);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        match trains_agree(g, w) {
+            Ok(d) => worst = worst.max(d),
+            Err(e) => {
+                differ += 1;
+                let currents: Vec<f64> = inputs.iter().map(|seg| seg[i]).collect();
+                let tight = reference_spikes(
+                    MIF,
+                    &currents,
+                    ".OPTIONS RELTOL=1e-8 VNTOL=1e-9 XTOL=1e-9",
+                );
+                let (m, p) = (trains_agree(g, &tight).is_err(), trains_agree(w, &tight).is_err());
+                mapped_off += m as usize;
+                plain_off += p as usize;
+                eprintln!("instance {i}: {e}; off the converged engine: mapped {m}, step by step {p}");
+            }
+        }
+    }
+    assert!(differ * 20 <= instances, "{differ} of {instances} instances differ");
+    assert!(
+        mapped_off <= plain_off + 2,
+        "replayed: {mapped_off} instances off the converged engine, step by step: {plain_off}"
+    );
+    let (sm, sp) = (mapped.stats(), plain.stats());
+    let spikes: usize = got.iter().map(Vec::len).sum();
+    eprintln!("{spikes} spikes, worst difference {worst:.3e} s; map {sm:?}; plain {sp:?}");
+    assert!(spikes > 3000, "{spikes}");
+    assert!(sm.partial_replays > 100, "{sm:?}");
+    assert!(sm.reentries * 3 > sm.partial_replays, "straddling transients continue: {sm:?}");
+    assert!(sm.newton_iterations * 5 < sp.newton_iterations, "{sm:?} against {sp:?}");
+}
+
 /// A spike map built up front over a range of inputs is frozen: it builds
 /// no more cells, survives `reset`, can be shared by another kernel, and
 /// every kernel using it gives the same spikes, run after run.

@@ -485,6 +485,9 @@ struct Variant {
     states: Vec<f64>,
     t_exit: f64,
     h_exit: f64,
+    /// The state at `t_exit`, where most replays end (looked up without a
+    /// search through the record, which is mostly out of cache).
+    exit_state: Vec<f64>,
 }
 
 /// Entry states may differ from the map's by this many local tolerances
@@ -502,8 +505,10 @@ const REENTRY_TOLERANCE: f64 = 10.0;
 /// How many recorded points either side of the old phase the search for
 /// the new one looks at.
 const PHASE_SEARCH_POINTS: usize = 64;
-/// How closely the phase of a continued transient is located (s).
+/// How closely the phase of a continued transient is located (s), in at
+/// most this many iterations.
 const PHASE_RESOLUTION_S: f64 = 1e-11;
+const PHASE_ITERATIONS: usize = 40;
 /// Most transients recorded per cell.
 const MAX_VARIANTS: usize = 4;
 /// Longest simulated search for a cell's entry from the initial state (s).
@@ -514,6 +519,30 @@ const CELL_WINDOW_S: f64 = 10e-6;
 const CELL_TRANSIENT_S: f64 = 10e-3;
 
 impl Variant {
+    fn new(
+        entry: Vec<f64>,
+        spike: f64,
+        times: Vec<f64>,
+        states: Vec<f64>,
+        t_exit: f64,
+        h_exit: f64,
+    ) -> Self {
+        let mut v = Variant {
+            exit_state: Vec::new(),
+            entry,
+            spike,
+            times,
+            states,
+            t_exit,
+            h_exit,
+        };
+        let mut exit = vec![0.0; v.entry.len()];
+        if v.state_at(t_exit, &mut exit) {
+            v.exit_state = exit;
+        }
+        v
+    }
+
     /// Points and weights that interpolate the record at time t since the
     /// entry: quadratic through three neighbouring accepted points, whose
     /// error is of the order of the integrator's own local error (linear
@@ -547,6 +576,10 @@ impl Variant {
 
     /// The state at time t since the entry; false past the record.
     fn state_at(&self, t: f64, out: &mut [f64]) -> bool {
+        if t == self.t_exit && !self.exit_state.is_empty() {
+            out.copy_from_slice(&self.exit_state);
+            return true;
+        }
         let n = out.len();
         let Some((k, w)) = self.weights(t) else {
             return false;
@@ -573,14 +606,14 @@ impl Variant {
             times.push(self.times[k] - t_c);
             states.extend_from_slice(&self.states[k * n..(k + 1) * n]);
         }
-        Variant {
+        Variant::new(
             entry,
-            spike: self.spike - t_c,
+            self.spike - t_c,
             times,
             states,
-            t_exit: self.t_exit - t_c,
-            h_exit: self.h_exit,
-        }
+            self.t_exit - t_c,
+            self.h_exit,
+        )
     }
 }
 
@@ -599,29 +632,37 @@ struct Pair<'m> {
     w: f64,
     /// Spike time since the entry.
     spike: f64,
-    /// Where the replay ends (fast dynamics over).
+    /// Where the replay ends (fast dynamics over), and how long after the
+    /// spike that is.
     t_exit: f64,
+    t_exit_after_spike: f64,
 }
 
 impl<'m> Pair<'m> {
     fn new(c0: &'m Variant, c1: &'m Variant, w: f64) -> Self {
+        let spike = c0.spike + w * (c1.spike - c0.spike);
+        let after = (c0.t_exit - c0.spike).max(c1.t_exit - c1.spike);
         Pair {
             c0,
             c1,
             w,
-            spike: c0.spike + w * (c1.spike - c0.spike),
-            t_exit: (c0.spike + w * (c1.spike - c0.spike))
-                + (c0.t_exit - c0.spike).max(c1.t_exit - c1.spike),
+            spike,
+            t_exit: spike + after,
+            t_exit_after_spike: after,
         }
     }
 
-    /// The time in cell `c` (spiking at `own_spike`) at this pair's phase τ.
+    /// The time in `cell` at this pair's phase τ.
     #[inline]
-    fn warp(&self, tau: f64, own_spike: f64) -> f64 {
+    fn warp(&self, tau: f64, cell: &Variant) -> f64 {
+        if tau == self.t_exit && cell.t_exit - cell.spike == self.t_exit_after_spike {
+            // The cell's own exit, exactly (its state there is stored).
+            return cell.t_exit;
+        }
         if tau <= self.spike && self.spike > 0.0 {
-            tau * own_spike / self.spike
+            tau * cell.spike / self.spike
         } else {
-            own_spike + (tau - self.spike)
+            cell.spike + (tau - self.spike)
         }
     }
 
@@ -629,8 +670,8 @@ impl<'m> Pair<'m> {
     /// `CELL_GATE` local tolerances (else this is a steep place in the
     /// input, where interpolation is not to be trusted).
     fn state_at(&self, plan: &Plan, tau: f64, out: &mut [f64], other: &mut [f64]) -> bool {
-        if !(self.c0.state_at(self.warp(tau, self.c0.spike), out)
-            && self.c1.state_at(self.warp(tau, self.c1.spike), other))
+        if !(self.c0.state_at(self.warp(tau, self.c0), out)
+            && self.c1.state_at(self.warp(tau, self.c1), other))
         {
             return false;
         }
@@ -678,9 +719,9 @@ impl<'m> Pair<'m> {
             self.state_at(plan, tau, out, other)
                 .then(|| out[m] - x[m])
         };
-        let f_guess = offset(guess)?;
-        // Walk the upper cell's recorded points outward from the guess
-        // until the membrane voltage brackets x's.
+        // Walk the lower cell's recorded points outward from the guess
+        // until its own membrane voltage crosses x's (cheap: no
+        // interpolation), then check that the pair brackets it too.
         let times = &self.c0.times;
         let to_phase = |t: f64| {
             if t <= self.c0.spike && self.c0.spike > 0.0 {
@@ -690,40 +731,62 @@ impl<'m> Pair<'m> {
             }
             .clamp(0.0, self.t_exit)
         };
+        let n = plan.n;
+        let own = |k: usize| self.c0.states[k * n + m] - x[m];
         let k0 = times.partition_point(|&t| to_phase(t) < guess);
-        let mut bracket = None;
+        let last = times.len() - 1;
+        let mut crossing = None;
         'walk: for d in 0..PHASE_SEARCH_POINTS {
             for k in [k0.checked_add(d), k0.checked_sub(d + 1)].into_iter().flatten() {
-                let Some(&t) = times.get(k) else { continue };
-                let tau = to_phase(t);
-                if let Some(v) = offset(tau) {
-                    if v == 0.0 || v.signum() != f_guess.signum() {
-                        bracket = Some((tau, v));
-                        break 'walk;
-                    }
+                if k >= last {
+                    continue;
+                }
+                if own(k) == 0.0 || own(k).signum() != own(k + 1).signum() {
+                    crossing = Some(k);
+                    break 'walk;
                 }
             }
         }
-        let Some((tb, fb)) = bracket else {
+        let Some(k) = crossing else {
             return Some(at_guess);
         };
-        // Bisection between the guess and the bracketing point.
-        let (mut lo, mut f_lo, mut hi) = (guess, f_guess, tb);
-        if fb == 0.0 {
-            lo = tb;
-        } else {
-            while (hi - lo).abs() > PHASE_RESOLUTION_S {
-                let mid = 0.5 * (lo + hi);
-                let Some(fm) = offset(mid) else { break };
-                if fm == 0.0 {
-                    lo = mid;
-                    break;
+        let (tb, ta) = (to_phase(times[k]), to_phase(times[k + 1]));
+        let (Some(fb), Some(fa)) = (offset(tb), offset(ta)) else {
+            return Some(at_guess);
+        };
+        if fa.signum() == fb.signum() && fa != 0.0 && fb != 0.0 {
+            return Some(at_guess);
+        }
+        // Regula falsi (Illinois) between the guess and the bracketing
+        // point: the membrane voltage is smooth there.
+        let (mut a, mut f_a, mut b, mut f_b) = (ta, fa, tb, fb);
+        let mut lo = b;
+        let mut side = 0;
+        for _ in 0..PHASE_ITERATIONS {
+            if f_b == 0.0 || (b - a).abs() <= PHASE_RESOLUTION_S {
+                break;
+            }
+            let c = (a * f_b - b * f_a) / (f_b - f_a);
+            let Some(f_c) = offset(c) else { break };
+            lo = c;
+            if f_c == 0.0 {
+                break;
+            }
+            if f_c.signum() == f_b.signum() {
+                (b, f_b) = (c, f_c);
+                if side == -1 {
+                    f_a *= 0.5;
                 }
-                if fm.signum() == f_lo.signum() {
-                    (lo, f_lo) = (mid, fm);
-                } else {
-                    hi = mid;
+                side = -1;
+            } else {
+                (a, f_a) = (c, f_c);
+                if side == 1 {
+                    f_b *= 0.5;
                 }
+                side = 1;
+            }
+            if (b - a).abs() <= PHASE_RESOLUTION_S {
+                break;
             }
         }
         let found = (lo, self.residual(plan, lo, x, out, other));
@@ -1031,10 +1094,17 @@ fn trace_from(
             // After the spike, the fast dynamics are over once the steps
             // have grown, or once the instance is quiescent (it took an
             // exact step).
-            None if matches!(s.capture, Capture::Trace(Trace { spike: Some(_), .. }))
-                && (ctl.h_want >= h_exit || ctl.stats.exact_steps > exact_steps_before) =>
-            {
-                exit = Some((t0, ctl.h_want.max(h_exit).min(CELL_WINDOW_S)))
+            // The exit is placed a whole number of windows after the
+            // spike, so that neighbouring cells (aligned at their spikes)
+            // mostly share it and replays end on their stored exit states.
+            None if ctl.h_want >= h_exit || ctl.stats.exact_steps > exact_steps_before => {
+                if let Capture::Trace(Trace {
+                    spike: Some(spike), ..
+                }) = s.capture
+                {
+                    let after = ((t0 - spike) / CELL_WINDOW_S).ceil() * CELL_WINDOW_S;
+                    exit = Some((spike + after, ctl.h_want.max(h_exit).min(CELL_WINDOW_S)));
+                }
             }
             Some((t_exit, h)) if t0 >= 1.5 * t_exit + 2.0 * CELL_WINDOW_S => {
                 let Capture::Trace(Trace {
@@ -1050,14 +1120,14 @@ fn trace_from(
                     return None;
                 };
                 let later = trace.later_entry.take();
-                let whole = Variant {
-                    spike,
+                let whole = Variant::new(
                     entry,
-                    times: std::mem::take(&mut trace.times),
-                    states: std::mem::take(&mut trace.states),
+                    spike,
+                    std::mem::take(&mut trace.times),
+                    std::mem::take(&mut trace.states),
                     t_exit,
-                    h_exit: h,
-                };
+                    h,
+                );
                 let later = later.map(|(t_c, entry)| whole.suffix(t_c, entry));
                 return Some((whole, later));
             }
