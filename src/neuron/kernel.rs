@@ -68,7 +68,9 @@ use super::{check_advance_args, NeuronError, NeuronModel};
 use crate::analysis::op::initial_guess;
 use crate::circuit::{Analysis, Circuit, Method, SpikeDetector};
 use crate::devices::{
-    isource::ISource, Device, EvalCtx, Node, Pattern, QuiescentBound, Slot, Stamp, UnknownKind,
+    capacitor::Capacitor, isource::ISource, memristor::Memristor, reset::Reset,
+    resistor::Resistor, switch::Switch, vsource::VSource, Device, EvalCtx, Node, Pattern,
+    QuiescentBound, Slot, Stamp, UnknownKind,
 };
 use crate::solver::dense::dense_solve;
 use crate::solver::integrator::integration_coefficients;
@@ -258,6 +260,10 @@ struct Plan {
     quiescent: Option<QuiescentModel>,
     /// Bounds that keep spike-rule crossings out of exact steps.
     spike_bounds: Vec<QuiescentBound>,
+    /// Power the circuit's DC voltage sources deliver, as a linear
+    /// functional of the state (W per unit of each unknown); None where the
+    /// circuit has a source the energy account cannot follow.
+    supply: Option<Vec<f64>>,
     opts: NeuronOptions,
     /// Record layout (offsets into one instance's f64 record).
     stride: usize,
@@ -290,6 +296,27 @@ impl Plan {
     fn restart_step(&self) -> f64 {
         (self.opts.max_step * 1e-3).max(self.opts.min_step * 100.0)
     }
+    /// The functional a with a·x = power delivered by the sources (the
+    /// input current and the DC voltage sources) at state x.
+    #[inline]
+    fn delivered_power(&self, input: f64, a: &mut [f64]) -> bool {
+        let Some(supply) = &self.supply else {
+            return false;
+        };
+        a.copy_from_slice(supply);
+        a[self.input] += input;
+        true
+    }
+
+    /// Energy stored in the (linear) capacitors at state x with charges q:
+    /// ½ Σ q_i x_i over the node rows.
+    fn stored_energy(&self, x: &[f64], q: &[f64]) -> f64 {
+        0.5 * (0..self.n)
+            .filter(|&i| self.is_voltage[i])
+            .map(|i| q[i] * x[i])
+            .sum::<f64>()
+    }
+
     /// Local tolerance of unknown i at value x.
     #[inline]
     fn tolerance(&self, i: usize, x: f64) -> f64 {
@@ -311,6 +338,8 @@ struct Control {
     pending: Option<Pending>,
     /// The last step was exact and did not reach a bound.
     exact: bool,
+    /// Energy the sources delivered since the reset (J).
+    energy: f64,
     stats: KernelStats,
 }
 
@@ -373,6 +402,8 @@ struct Scratch {
     /// Quiescent bounds of the instance being stepped.
     bounds: Vec<QuiescentBound>,
     quiescent: QuiescentScratch,
+    /// The delivered-power functional at this step's input.
+    power: Vec<f64>,
 }
 
 impl Scratch {
@@ -398,6 +429,7 @@ impl Scratch {
             other: vec![0.0; n],
             bounds: Vec::with_capacity(16),
             quiescent: QuiescentScratch::default(),
+            power: vec![0.0; n],
         }
     }
 }
@@ -488,6 +520,34 @@ struct Variant {
     /// The state at `t_exit`, where most replays end (looked up without a
     /// search through the record, which is mostly out of cache).
     exit_state: Vec<f64>,
+    /// At each recorded point, ∫ v_in dt and ∫ supply·x dt since the entry
+    /// (the input's and the voltage sources' delivered energy, per ampere
+    /// of input and absolute); empty without an energy account.
+    integrals: Vec<f64>,
+}
+
+/// Cumulative integrals of a record for [`Variant::integrals`]
+/// (trapezoidal, over the integrator's own points).
+fn cumulative_integrals(plan: &Plan, times: &[f64], states: &[f64]) -> Vec<f64> {
+    let Some(supply) = &plan.supply else {
+        return Vec::new();
+    };
+    let n = plan.n;
+    let at = |k: usize| {
+        let x = &states[k * n..(k + 1) * n];
+        [x[plan.input], supply.iter().zip(x).map(|(a, b)| a * b).sum::<f64>()]
+    };
+    let mut out = vec![0.0, 0.0];
+    let mut prev = at(0);
+    for k in 1..times.len() {
+        let now = at(k);
+        let h = times[k] - times[k - 1];
+        let (a, b) = (out[2 * k - 2], out[2 * k - 1]);
+        out.push(a + 0.5 * h * (prev[0] + now[0]));
+        out.push(b + 0.5 * h * (prev[1] + now[1]));
+        prev = now;
+    }
+    out
 }
 
 /// Entry states may differ from the map's by this many local tolerances
@@ -526,9 +586,11 @@ impl Variant {
         states: Vec<f64>,
         t_exit: f64,
         h_exit: f64,
+        integrals: Vec<f64>,
     ) -> Self {
         let mut v = Variant {
             exit_state: Vec::new(),
+            integrals,
             entry,
             spike,
             times,
@@ -595,6 +657,25 @@ impl Variant {
         true
     }
 
+    /// The cumulative integrals at time t since the entry (linear between
+    /// recorded points; [0, 0] without an energy account or past the record).
+    fn integral_at(&self, t: f64) -> [f64; 2] {
+        let m = self.times.len();
+        if self.integrals.len() != 2 * m {
+            return [0.0; 2];
+        }
+        let k = self.times.partition_point(|&x| x < t).min(m - 1);
+        if k == 0 || self.times[k] <= t {
+            return [self.integrals[2 * k], self.integrals[2 * k + 1]];
+        }
+        let w = (t - self.times[k - 1]) / (self.times[k] - self.times[k - 1]);
+        let lerp = |i: usize| {
+            let (a, b) = (self.integrals[2 * (k - 1) + i], self.integrals[2 * k + i]);
+            a + w * (b - a)
+        };
+        [lerp(0), lerp(1)]
+    }
+
     /// The part of this transient from time `t_c` (where it crossed a later
     /// entry, at state `entry`) on, as a transient of its own.
     fn suffix(&self, t_c: f64, entry: Vec<f64>) -> Variant {
@@ -602,9 +683,19 @@ impl Variant {
         let first = self.times.partition_point(|&x| x <= t_c);
         let mut times = vec![0.0];
         let mut states = entry.clone();
+        let base = self.integral_at(t_c);
+        let mut integrals = if self.integrals.is_empty() {
+            Vec::new()
+        } else {
+            vec![0.0, 0.0]
+        };
         for k in first..self.times.len() {
             times.push(self.times[k] - t_c);
             states.extend_from_slice(&self.states[k * n..(k + 1) * n]);
+            if !integrals.is_empty() {
+                integrals.push(self.integrals[2 * k] - base[0]);
+                integrals.push(self.integrals[2 * k + 1] - base[1]);
+            }
         }
         Variant::new(
             entry,
@@ -613,6 +704,7 @@ impl Variant {
             states,
             self.t_exit - t_c,
             self.h_exit,
+            integrals,
         )
     }
 }
@@ -682,6 +774,39 @@ impl<'m> Pair<'m> {
             out[i] += self.w * (other[i] - out[i]);
         }
         true
+    }
+
+    /// Energy the sources deliver over phases [τa, τb] under `input`: each
+    /// cell's integrals over its own (warped) interval, scaled back to the
+    /// pair's time before the spike, interpolated like the states.
+    fn energy(&self, ta: f64, tb: f64, input: f64) -> f64 {
+        let mut total = 0.0;
+        for (cell, weight) in [(self.c0, 1.0 - self.w), (self.c1, self.w)] {
+            let mut j = [0.0; 2];
+            let pre_end = tb.min(self.spike);
+            if ta < pre_end {
+                let (a, b) = (
+                    cell.integral_at(self.warp(ta, cell)),
+                    cell.integral_at(self.warp(pre_end, cell)),
+                );
+                let scale = if cell.spike > 0.0 { self.spike / cell.spike } else { 1.0 };
+                for i in 0..2 {
+                    j[i] += scale * (b[i] - a[i]);
+                }
+            }
+            let post_start = ta.max(self.spike);
+            if post_start < tb {
+                let (a, b) = (
+                    cell.integral_at(self.warp(post_start, cell)),
+                    cell.integral_at(self.warp(tb, cell)),
+                );
+                for i in 0..2 {
+                    j[i] += b[i] - a[i];
+                }
+            }
+            total += weight * (input * j[0] + j[1]);
+        }
+        total
     }
 
     /// Largest difference between x and the state at phase τ, in local
@@ -1120,14 +1245,12 @@ fn trace_from(
                     return None;
                 };
                 let later = trace.later_entry.take();
-                let whole = Variant::new(
-                    entry,
-                    spike,
+                let (times, states) = (
                     std::mem::take(&mut trace.times),
                     std::mem::take(&mut trace.states),
-                    t_exit,
-                    h,
                 );
+                let integrals = cumulative_integrals(plan, &times, &states);
+                let whole = Variant::new(entry, spike, times, states, t_exit, h, integrals);
                 let later = later.map(|(t_c, entry)| whole.suffix(t_c, entry));
                 return Some((whole, later));
             }
@@ -1467,6 +1590,33 @@ fn indicators(plan: &Plan, devs: &[Box<dyn Device>], x: &[f64], out: &mut [f64])
     }
 }
 
+/// The power the DC voltage sources deliver, as a linear functional of the
+/// state: a source of value V whose branch current i flows into its +
+/// terminal delivers −V·i. None unless every device is one whose energy the
+/// account follows (sources that deliver, capacitors that store,
+/// resistors, memristors, switches and resets that dissipate): dissipated
+/// energy is then the delivered energy less the change in stored energy.
+fn supply_power(devices: &[Box<dyn Device>], n: usize) -> Option<Vec<f64>> {
+    let mut supply = vec![0.0; n];
+    for d in devices {
+        let any = d.as_any();
+        if let Some(v) = any.downcast_ref::<VSource>() {
+            if v.waveform.is_some() {
+                return None;
+            }
+            supply[v.branch] -= v.dc;
+        } else if !(any.is::<Capacitor>()
+            || any.is::<Resistor>()
+            || any.is::<Memristor>()
+            || any.is::<Switch>()
+            || any.is::<Reset>())
+        {
+            return None;
+        }
+    }
+    Some(supply)
+}
+
 /// Bounds that stop exact steps short of the spike rule's crossings
 /// (and of the spike map's entry level), so that the integrator sees them.
 fn spike_bounds(rule: &SpikeRule, map_entry: f64) -> Vec<QuiescentBound> {
@@ -1614,6 +1764,7 @@ fn follow(
     if !pair.state_at(plan, tau_end, &mut s.exit, &mut s.other) {
         return None;
     }
+    ctl.energy += pair.energy(at.tau, tau_end, at.input);
     let spike_in = pair.spike - at.tau;
     if !at.spiked && spike_in < tau_end - at.tau {
         s.spikes.push((instance, t + spike_in.max(0.0)));
@@ -1681,6 +1832,7 @@ fn advance_instance(
     }
 
     let mut t = 0.0;
+    let energy = plan.delivered_power(input, &mut s.power);
     // A replayed transient left at the end of the last step goes on.
     if let Some(p) = ctl.pending.take() {
         if let (Some(map), Capture::Off) = (map, &s.capture) {
@@ -1707,6 +1859,9 @@ fn advance_instance(
                     &mut s.quiescent,
                 );
                 ctl.stats.exact_steps += 1;
+                if energy {
+                    ctl.energy += qm.integral(&s.power, elapsed, &s.quiescent);
+                }
                 t += elapsed;
                 // The integrator's first step has no error estimate: if it
                 // takes over (here at a bound, or at the next step if the
@@ -1856,6 +2011,11 @@ fn advance_instance(
             s.c[i] += alpha * s.work.q[i];
         }
         rec.qdot_mut().copy_from_slice(&s.c);
+        if energy {
+            let (old, new) = (rec.x(0), &s.x_new);
+            let p: f64 = (0..plan.n).map(|i| s.power[i] * (old[i] + new[i])).sum();
+            ctl.energy += 0.5 * h * p;
+        }
         if let Some(theta) = spike_theta {
             s.spikes.push((instance, t + h * theta));
             if map.is_some() {
@@ -2118,6 +2278,7 @@ impl NeuronKernel {
             },
             quiescent: None,
             spike_bounds: watched_spikes,
+            supply: supply_power(&template, nu),
             opts,
             stride: 7 * nu + 3 + e,
         };
@@ -2205,6 +2366,7 @@ impl NeuronKernel {
             last_input: 0.0,
             pending: None,
             exact: false,
+            energy: 0.0,
             stats: KernelStats::default(),
         };
 
@@ -2278,6 +2440,29 @@ impl NeuronKernel {
         let map = self.spike_map.take();
         self.reset();
         self.spike_map = map;
+    }
+
+    /// Energy dissipated in the neurons' devices since the last reset,
+    /// summed over instances (J): what the sources delivered (input current
+    /// and DC voltage sources, integrated in closed form over exact steps,
+    /// along the recorded transients for replays, by the trapezoidal rule
+    /// over integrator steps) less the rise in the capacitors' stored
+    /// energy. None for circuits whose energy the account cannot follow
+    /// (see `supply_power`).
+    pub fn energy_dissipated(&self) -> Option<f64> {
+        self.plan.supply.as_ref()?;
+        let (n, oq, stride) = (self.plan.n, self.plan.off_q(), self.plan.stride);
+        let stored0 = self.plan.stored_energy(
+            &self.initial_record[..n],
+            &self.initial_record[oq..oq + n],
+        );
+        Some(
+            self.controls
+                .iter()
+                .zip(self.records.chunks(stride))
+                .map(|(c, r)| c.energy - (self.plan.stored_energy(&r[..n], &r[oq..oq + n]) - stored0))
+                .sum(),
+        )
     }
 
     /// Return every instance to the initial state, time 0.
@@ -2459,6 +2644,9 @@ impl NeuronModel for NeuronKernel {
     }
     fn reset(&mut self) {
         NeuronKernel::reset(self)
+    }
+    fn energy_dissipated(&self) -> Option<f64> {
+        NeuronKernel::energy_dissipated(self)
     }
     fn membrane_voltages(&self) -> &[f64] {
         &self.v_mem

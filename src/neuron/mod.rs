@@ -90,6 +90,12 @@ pub trait NeuronModel: Send {
     /// The membrane state of each instance after the last step: volts for
     /// circuits and the analytic MIF, the normalised voltage for LIF and IF.
     fn membrane_voltages(&self) -> &[f64];
+
+    /// Energy dissipated in the neurons' devices since the last reset,
+    /// summed over instances (J); None for models without a circuit.
+    fn energy_dissipated(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// The rate view: the steady-state firing rate (Hz) at a constant input

@@ -243,6 +243,23 @@ impl QuiescentModel {
         (t_end, stopped)
     }
 
+    /// ∫ a·x dt over the step `advance` just took (length `t_end`, with its
+    /// coefficients and decays still in `s`): a·x∞·T + Σ_k c_k (a·v_k)
+    /// τ_k (1 − e^{−T/τ_k}). The energy the sources deliver is such a
+    /// linear functional of the state.
+    pub fn integral(&self, a: &[f64], t_end: f64, s: &QuiescentScratch) -> f64 {
+        let n = self.n;
+        let steady: f64 = a.iter().zip(&s.x_inf).map(|(a, x)| a * x).sum();
+        let modes: f64 = (0..self.tau.len())
+            .map(|k| {
+                let v = &self.shapes[k * n..(k + 1) * n];
+                let av: f64 = a.iter().zip(v).map(|(a, v)| a * v).sum();
+                s.coefficients[k] * av * self.tau[k] * (1.0 - s.decay[k])
+            })
+            .sum();
+        steady * t_end + modes
+    }
+
     /// `s.decay[k] = e^{−t/τ_k}`.
     fn decay_to(&self, t: f64, s: &mut QuiescentScratch) {
         for (d, tau) in s.decay.iter_mut().zip(&self.tau) {
