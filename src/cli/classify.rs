@@ -500,7 +500,15 @@ fn print_report(report: &Report, out: &Path, json: bool) -> anyhow::Result<()> {
             )?;
         }
     }
-    writeln!(stdout, "energy per inference: {}", report.energy_note)?;
+    match report.energy_j_per_inference {
+        Some(e) => writeln!(
+            stdout,
+            "energy per inference: {e:.4e} J ({:.4e} J per spike, leak included; {})",
+            e / report.spikes_per_image.iter().sum::<f64>().max(1.0),
+            report.energy_note
+        )?,
+        None => writeln!(stdout, "energy per inference: {}", report.energy_note)?,
+    }
     writeln!(stdout, "→ {}", out.display())?;
     Ok(())
 }

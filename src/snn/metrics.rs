@@ -9,8 +9,10 @@ use super::network::{ImageResult, RunSettings};
 use super::{Result, SnnError};
 use serde::{Deserialize, Serialize};
 
-/// Why no energy figure is given.
-pub const ENERGY_NOTE: &str = "not measured: the neuron engines do not report device power, so no energy per inference is given (null); synops_per_image counts synaptic events";
+/// What the energy figure is, or why there is none.
+pub const ENERGY_NOTE: &str = "energy dissipated in the neuron circuits' devices (memristors, resistors, resets) over the whole inference, summed over every neuron of every layer: the energy the input currents and the circuits' DC sources delivered, less the rise in the membrane capacitors' stored energy; synapses and readout not included";
+/// Why there is no energy figure.
+pub const NO_ENERGY_NOTE: &str = "not measured: only circuit-faithful neurons (--fidelity circuit in every layer, netlists of sources, capacitors, resistors, memristors, switches and resets) have an energy account (null); synops_per_image counts synaptic events";
 
 /// Accuracy when reading out after `steps` steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,6 +36,10 @@ pub struct Counts {
     pub input_spikes: f64,
     pub synops: f64,
     pub neuron_steps: u64,
+    /// Energy dissipated in the neuron circuits, summed over images (J);
+    /// None unless every image had one.
+    #[serde(default)]
+    pub energy_j: Option<f64>,
     /// Images on which the `--compare` run predicted the same class.
     #[serde(default)]
     pub agree_with_compare: Option<u64>,
@@ -58,6 +64,7 @@ impl Counts {
             input_spikes: 0.0,
             synops: 0.0,
             neuron_steps: 0,
+            energy_j: (!results.is_empty()).then_some(0.0),
             agree_with_compare: None,
         };
         for (r, &ann) in results.iter().zip(rate_model_predictions) {
@@ -76,6 +83,7 @@ impl Counts {
             c.input_spikes += r.input_spikes;
             c.synops += r.synops;
             c.neuron_steps += r.neuron_steps;
+            c.energy_j = c.energy_j.zip(r.energy_j).map(|(a, b)| a + b);
         }
         c
     }
@@ -118,6 +126,7 @@ impl Counts {
         self.input_spikes += o.input_spikes;
         self.synops += o.synops;
         self.neuron_steps += o.neuron_steps;
+        self.energy_j = self.energy_j.zip(o.energy_j).map(|(a, b)| a + b);
         self.agree_with_compare = match (self.agree_with_compare, o.agree_with_compare) {
             (Some(a), Some(b)) => Some(a + b),
             _ => None,
@@ -212,8 +221,13 @@ impl Report {
             spikes_per_image: counts.spikes.iter().map(|&s| per(s)).collect(),
             input_spikes_per_image: per(counts.input_spikes),
             synops_per_image: per(counts.synops),
-            energy_j_per_inference: None,
-            energy_note: ENERGY_NOTE.into(),
+            energy_j_per_inference: counts.energy_j.map(per),
+            energy_note: if counts.energy_j.is_some() {
+                ENERGY_NOTE
+            } else {
+                NO_ENERGY_NOTE
+            }
+            .into(),
             wall_s,
             data_variant,
             accuracy_vs_steps,

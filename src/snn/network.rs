@@ -90,6 +90,9 @@ pub struct ImageResult {
     pub synops: f64,
     /// Neuron-steps simulated (neurons × steps, summed over layers).
     pub neuron_steps: u64,
+    /// Energy dissipated in the neuron circuits of every layer over the
+    /// whole run (J); None unless every layer's neurons are circuits.
+    pub energy_j: Option<f64>,
 }
 
 struct LayerState {
@@ -339,6 +342,12 @@ impl<'a> Network<'a> {
                 rank_top2(&score, count)
             })
             .collect();
+        let energy_j = self
+            .layers
+            .iter()
+            .filter_map(|l| l.neurons.as_ref())
+            .map(Neurons::energy_dissipated)
+            .sum::<Option<f64>>();
         Ok(ImageResult {
             label,
             top2,
@@ -346,6 +355,7 @@ impl<'a> Network<'a> {
             input_spikes,
             synops,
             neuron_steps,
+            energy_j,
         })
     }
 }

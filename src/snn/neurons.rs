@@ -284,6 +284,15 @@ impl Neurons {
             m.reset();
         }
     }
+
+    /// Energy dissipated in the layer's neuron circuits since the reset
+    /// (J); None without circuits.
+    pub fn energy_dissipated(&self) -> Option<f64> {
+        match self {
+            Neurons::Spiking(m) => m.energy_dissipated(),
+            Neurons::Rate => None,
+        }
+    }
 }
 
 #[cfg(test)]
