@@ -150,3 +150,76 @@ fn bad_specs_are_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
 }
+
+fn mc_sweep(out: &Path, threads: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let o = Command::new(env!("CARGO_BIN_EXE_circsnn"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", threads)
+        .args(["sweep", "mif.cir", "--param", "tsm1.roff=9meg,11meg"])
+        .args(["--currents", "2.2e-9,2.6e-9,3e-9", "-q"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    lines(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Monte Carlo with σ = 0 draws the nominal device: every sample's curve
+/// is the nominal curve, bit for bit. With σ > 0 the curves spread, the
+/// same seed gives the same file with 1 and 2 threads, another seed other
+/// draws.
+#[test]
+fn monte_carlo_is_exact_at_zero_spread_and_seeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let nominal = mc_sweep(&dir.path().join("nominal"), "2", &[]);
+    let zero = mc_sweep(
+        &dir.path().join("zero"),
+        "2",
+        &["--mc", "3", "--sigma", "tsm1.ron=0%", "--sigma", "cm=0"],
+    );
+    for (n, z) in nominal.iter().zip(&zero) {
+        for s in z["samples"].as_array().unwrap() {
+            assert_eq!(s["rates_hz"], n["rates_hz"]);
+            assert_eq!(s["factors"]["tsm1.ron"], 1.0);
+        }
+        assert_eq!(z["rates_hz_std"], serde_json::json!([0.0, 0.0, 0.0]));
+    }
+    let spread = ["--mc", "6", "--sigma", "tsm1.ron=5%", "--sigma", "cm=5%"];
+    let one = mc_sweep(&dir.path().join("one"), "1", &spread);
+    let two = mc_sweep(&dir.path().join("two"), "2", &spread);
+    assert_eq!(one, two);
+    let top = |l: &serde_json::Value| l["rates_hz_std"][2].as_f64().unwrap();
+    // A 5 % spread of C moves the rate at 3 nA by roughly 5 %: ~20 Hz.
+    assert!(one.iter().all(|l| top(l) > 2.0 && top(l) < 100.0), "{one:?}");
+    let mut other_seed = spread.to_vec();
+    other_seed.extend(["--seed", "2"]);
+    let three = mc_sweep(&dir.path().join("three"), "2", &other_seed);
+    assert_ne!(one[0]["samples"], three[0]["samples"]);
+}
+
+#[test]
+fn monte_carlo_rejects_bad_spreads() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expect) in [
+        (vec!["--sigma", "tsm1.ron=5%"], "--mc"),
+        (vec!["--mc", "2", "--sigma", "tsm1.ron=five"], "not a number"),
+        (vec!["--mc", "2", "--sigma", "tsm1.von=-1%"], "≥ 0"),
+        (vec!["--mc", "2", "--sigma", "tsm1.gamma=1%"], "tsm1.gamma"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_circsnn"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["sweep", "mif.cir", "--param", "tsm1.roff=10meg", "-q"])
+            .args(&args)
+            .arg("--out")
+            .arg(dir.path().join(expect.replace(' ', "_")))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(expect), "{args:?}: {err}");
+    }
+}

@@ -51,16 +51,21 @@ pub fn run_tran_file(
     overrides: &[(String, crate::netlist::Expr)],
 ) -> anyhow::Result<AnalysisResult> {
     let mut c = crate::circuit::load(path, overrides)?;
-    let mut mna = build(&mut c)?;
+    run_tran(&mut c).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Run the first `.tran` of an elaborated circuit.
+pub fn run_tran(c: &mut Circuit) -> anyhow::Result<AnalysisResult> {
+    let mut mna = build(c)?;
     let Some(tran) = c
         .analyses
         .iter()
         .find(|a| matches!(a, Analysis::Tran { .. }))
         .cloned()
     else {
-        anyhow::bail!("{}: no .tran analysis", path.display());
+        anyhow::bail!("no .tran analysis");
     };
-    Ok(run(&mut c, &mut mna, &tran)?)
+    Ok(run(c, &mut mna, &tran)?)
 }
 
 /// Build the MNA system for a circuit.

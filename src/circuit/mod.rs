@@ -315,8 +315,19 @@ fn collect_defs<'a>(
 /// NAME=VALUE`) replace a `.param`, a model parameter (`tsm1.ron`) or an
 /// element's value (`cm`); a name that matches none is an error.
 pub fn elaborate(netlist: &Netlist, overrides: &[(String, Expr)]) -> Result<Circuit, ElabError> {
+    elaborate_scaled(netlist, overrides, &[])
+}
+
+/// [`elaborate`], with the values of the names in `scales` then multiplied
+/// by their factors (Monte Carlo device variation).
+pub fn elaborate_scaled(
+    netlist: &Netlist,
+    overrides: &[(String, Expr)],
+    scales: &[(String, f64)],
+) -> Result<Circuit, ElabError> {
     let mut cards = netlist.cards.clone();
     overrides::apply(&mut cards, overrides)?;
+    overrides::scale(&mut cards, scales)?;
 
     let mut global = Scope::default();
     let defs = collect_defs(&cards, &Defs::default(), &mut global)?;

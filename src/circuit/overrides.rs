@@ -6,7 +6,7 @@
 //! value, `E1` → its gain).
 
 use super::ElabError;
-use crate::netlist::{Assign, Card, ElementKind, Expr};
+use crate::netlist::{Assign, BinOp, Card, ElementKind, Expr};
 
 pub(super) fn apply(cards: &mut [Card], overrides: &[(String, Expr)]) -> Result<(), ElabError> {
     for (name, value) in overrides {
@@ -25,6 +25,62 @@ pub(super) fn apply(cards: &mut [Card], overrides: &[(String, Expr)]) -> Result<
         });
     }
     Ok(())
+}
+
+/// Multiply the value of each NAME (looked up as in [`apply`], but the value
+/// must be set in the netlist: a model default cannot be scaled) by its
+/// factor: Monte Carlo device variation.
+pub(super) fn scale(cards: &mut [Card], scales: &[(String, f64)]) -> Result<(), ElabError> {
+    for (name, factor) in scales {
+        let name = name.to_ascii_lowercase();
+        let Some(old) = current_value(cards, &name) else {
+            return Err(ElabError {
+                span: None,
+                message: format!(
+                    "--sigma {name}: the netlist sets no .param, model parameter (model.PARAM) or element value named '{name}' (a model default must be set explicitly to vary it)"
+                ),
+            });
+        };
+        let scaled = Expr::Bin(BinOp::Mul, Box::new(old), Box::new(Expr::Num(*factor)));
+        apply(cards, &[(name, scaled)])?;
+    }
+    Ok(())
+}
+
+/// The expression NAME has in the cards, in [`apply`]'s lookup order.
+fn current_value(cards: &[Card], name: &str) -> Option<Expr> {
+    for card in cards {
+        if let Card::Param(list) = card {
+            if let Some(a) = list.iter().find(|a| a.name == name) {
+                return Some(a.value.clone());
+            }
+        }
+    }
+    if let Some((model, key)) = name.split_once('.') {
+        for card in cards {
+            if let Card::Model { name: m, params, .. } = card {
+                if m == model {
+                    return params.iter().find(|a| a.name == key).map(|a| a.value.clone());
+                }
+            }
+        }
+    }
+    for card in cards {
+        let Card::Element(el) = card else { continue };
+        if el.name != name {
+            continue;
+        }
+        return match &el.kind {
+            ElementKind::Resistor { value: v }
+            | ElementKind::Capacitor { value: v, .. }
+            | ElementKind::Inductor { value: v, .. }
+            | ElementKind::Vcvs { gain: v }
+            | ElementKind::Vccs { gain: v } => Some(v.clone()),
+            ElementKind::VSource(spec) | ElementKind::ISource(spec) => spec.dc.clone(),
+            _ => None,
+        };
+    }
+    None
 }
 
 fn set_param(cards: &mut [Card], name: &str, value: &Expr) -> bool {

@@ -41,6 +41,55 @@ pub struct SweepArgs {
     /// Run only every n-th point starting at k (job arrays): k/n.
     #[arg(long)]
     pub shard: Option<String>,
+    /// Monte Carlo: draw this many devices at every point (with --sigma).
+    #[arg(long, value_name = "N")]
+    pub mc: Option<usize>,
+    /// Relative spread of a varied value: NAME=5% or NAME=0.05; repeatable.
+    #[arg(long = "sigma", value_name = "NAME=SIGMA")]
+    pub sigmas: Vec<String>,
+    /// Seed of the Monte Carlo draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Distribution of the factors: gaussian (1 + σz) or lognormal (e^{σz}).
+    #[arg(long, value_parser = ["gaussian", "lognormal"], default_value = "gaussian")]
+    pub distribution: String,
+}
+
+/// `--mc N --sigma NAME=S ...` as a [`MonteCarlo`](sweep::MonteCarlo).
+fn monte_carlo(args: &SweepArgs) -> anyhow::Result<Option<sweep::MonteCarlo>> {
+    let Some(samples) = args.mc else {
+        if !args.sigmas.is_empty() {
+            bail!("--sigma needs --mc N (the number of devices drawn per point)");
+        }
+        return Ok(None);
+    };
+    if samples == 0 || args.sigmas.is_empty() {
+        bail!("--mc needs at least one sample and at least one --sigma NAME=SIGMA");
+    }
+    let sigmas = args
+        .sigmas
+        .iter()
+        .map(|s| {
+            let (name, value) = s
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--sigma {s}: expected NAME=SIGMA, e.g. tsm1.ron=5%"))?;
+            let sigma = match value.trim().strip_suffix('%') {
+                Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+                None => value.trim().parse::<f64>(),
+            }
+            .map_err(|_| anyhow::anyhow!("--sigma {s}: '{value}' is not a number or a percentage"))?;
+            if !(sigma >= 0.0 && sigma.is_finite()) {
+                bail!("--sigma {s}: the spread must be a finite number ≥ 0");
+            }
+            Ok((name.trim().to_ascii_lowercase(), sigma))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(sweep::MonteCarlo {
+        samples,
+        sigmas,
+        seed: args.seed,
+        lognormal: args.distribution == "lognormal",
+    }))
 }
 
 pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
@@ -58,6 +107,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
         },
         _ => Measure::Spikes,
     };
+    let mc = monte_carlo(&args)?;
     let (k, n) = match &args.shard {
         Some(s) => super::parse_shard(s)?,
         None => (1, 1),
@@ -71,6 +121,12 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
         "currents_a": if matches!(measure, Measure::Rate { .. }) { Some(&args.currents) } else { None },
         "fixed": args.fixed,
         "shard": [k, n],
+        "mc": mc.as_ref().map(|m| serde_json::json!({
+            "samples": m.samples,
+            "sigma": m.sigmas.iter().map(|(n, s)| serde_json::json!([n, s])).collect::<Vec<_>>(),
+            "seed": m.seed,
+            "distribution": args.distribution,
+        })),
     });
     let def_path = args.out.join("sweep.json");
     let results_path = args.out.join("results.jsonl");
@@ -105,7 +161,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} points, ETA {eta}")
             .expect("valid template"),
     );
-    sweep::run_points(&netlist, &fixed, &todo, &measure, &results_path, |c| {
+    sweep::run_points(&netlist, &fixed, &todo, &measure, mc.as_ref(), &results_path, |c| {
         bar.inc(c as u64)
     })?;
     bar.finish_and_clear();
@@ -140,10 +196,15 @@ fn write_csv_and_figure(
 ) -> anyhow::Result<()> {
     let features = [
         "rheobase_a",
+        "rheobase_a_std",
         "max_rate_hz",
+        "max_rate_hz_std",
         "slope_hz_per_a",
+        "slope_hz_per_a_std",
         "spike_count",
+        "spike_count_std",
         "first_spike_s",
+        "first_spike_s_std",
     ];
     let present: Vec<&str> = features
         .iter()

@@ -2,6 +2,14 @@
 //! parameters (`tsm1.roff`) and element values (`cm`), measured point by
 //! point and written as one JSON line per point, so an interrupted sweep
 //! resumes where it stopped and shards of a job array merge back.
+//!
+//! Monte Carlo ([`MonteCarlo`]): at every grid point, `samples` devices are
+//! drawn, each with its varied values multiplied by a random factor
+//! (Gaussian 1 + σz or log-normal e^{σz}); each is measured and the line
+//! gives every sample and the distribution of each feature. Draws are
+//! seeded per (seed, point, sample), so a sweep gives the same numbers
+//! whatever the thread count, shard or resume, and σ = 0 reproduces the
+//! nominal device exactly.
 
 pub mod grid;
 pub mod results;
@@ -10,6 +18,7 @@ use crate::analysis;
 use crate::circuit;
 use crate::netlist::{self, Expr};
 use crate::neuron::rate_curve;
+use crate::train::rng::SplitMix64;
 use anyhow::Context;
 use grid::Point;
 use rayon::prelude::*;
@@ -24,6 +33,39 @@ pub enum Measure {
     Spikes,
 }
 
+/// Device variation drawn at every point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonteCarlo {
+    pub samples: usize,
+    /// Relative standard deviation per varied name (0.05 for 5 %).
+    pub sigmas: Vec<(String, f64)>,
+    pub seed: u64,
+    pub lognormal: bool,
+}
+
+impl MonteCarlo {
+    /// The factors of sample `sample` at grid point `point`, in the order of
+    /// `sigmas`.
+    pub fn factors(&self, point: usize, sample: usize) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut rng = SplitMix64::derive(self.seed, &[point as u64, sample as u64]);
+        self.sigmas
+            .iter()
+            .map(|(name, sigma)| {
+                let z = rng.normal();
+                let f = if self.lognormal {
+                    (sigma * z).exp()
+                } else {
+                    1.0 + sigma * z
+                };
+                if !(f > 0.0) {
+                    anyhow::bail!("--sigma {name}={sigma}: sample {sample} of point {point} draws the non-positive factor {f}; use --distribution lognormal for large spreads");
+                }
+                Ok((name.clone(), f))
+            })
+            .collect()
+    }
+}
+
 /// Settling and measuring windows of the rate measure (as `circsnn rate`).
 const SETTLE_S: f64 = 0.02;
 const MEASURE_S: f64 = 0.2;
@@ -34,6 +76,7 @@ pub fn measure_point(
     base: &[(String, Expr)],
     point: &Point,
     measure: &Measure,
+    mc: Option<&MonteCarlo>,
 ) -> anyhow::Result<serde_json::Value> {
     let mut overrides = base.to_vec();
     overrides.extend(point.values.iter().map(|(n, v)| (n.clone(), Expr::Num(*v))));
@@ -43,12 +86,68 @@ pub fn measure_point(
         .map(|(n, v)| (n.clone(), (*v).into()))
         .collect();
     let mut line = serde_json::json!({ "index": point.index, "params": params });
+    let parsed = netlist::parse_file(netlist)?;
+    let context = || format!("sweep point {}", point.index);
+    let Some(mc) = mc else {
+        let features = measure_device(&parsed, netlist, &overrides, &[], measure).with_context(context)?;
+        merge(&mut line, features);
+        return Ok(line);
+    };
+    let samples: Vec<anyhow::Result<serde_json::Value>> = (0..mc.samples)
+        .into_par_iter()
+        .map(|j| {
+            let factors = mc.factors(point.index, j)?;
+            let mut sample = measure_device(&parsed, netlist, &overrides, &factors, measure)?;
+            sample["factors"] = factors.iter().map(|(n, f)| (n.clone(), (*f).into())).collect::<serde_json::Map<_, _>>().into();
+            Ok(sample)
+        })
+        .collect();
+    let samples = samples.into_iter().collect::<anyhow::Result<Vec<_>>>().with_context(context)?;
+    line["measure"] = samples.first().map_or(serde_json::Value::Null, |s| s["measure"].clone());
+    line["mc"] = serde_json::json!({
+        "samples": mc.samples,
+        "seed": mc.seed,
+        "distribution": if mc.lognormal { "lognormal" } else { "gaussian" },
+        "sigma": mc.sigmas.iter().map(|(n, s)| (n.clone(), (*s).into())).collect::<serde_json::Map<_, _>>(),
+    });
+    // Each scalar feature: the mean at its own name (so tables and figures
+    // read MC lines like nominal ones), and its spread.
+    for key in ["rheobase_a", "max_rate_hz", "slope_hz_per_a", "spike_count", "first_spike_s"] {
+        let values: Vec<f64> = samples.iter().filter_map(|s| s.get(key)?.as_f64()).collect();
+        if values.is_empty() {
+            continue;
+        }
+        let stats = distribution(&values);
+        line[key] = stats["mean"].clone();
+        line[format!("{key}_std")] = stats["std"].clone();
+        line[format!("{key}_distribution")] = stats;
+    }
+    if let Some(Measure::Rate { currents }) = Some(measure) {
+        let per_current: Vec<Vec<f64>> = (0..currents.len())
+            .map(|k| samples.iter().filter_map(|s| s["rates_hz"][k].as_f64()).collect())
+            .collect();
+        line["currents_a"] = currents.clone().into();
+        line["rates_hz_mean"] = per_current.iter().map(|v| mean(v)).collect::<Vec<_>>().into();
+        line["rates_hz_std"] = per_current.iter().map(|v| std_dev(v)).collect::<Vec<_>>().into();
+    }
+    line["samples"] = samples.into();
+    Ok(line)
+}
+
+/// Measure one device (the netlist with `overrides`, then `scales`).
+fn measure_device(
+    parsed: &netlist::Netlist,
+    path: &Path,
+    overrides: &[(String, Expr)],
+    scales: &[(String, f64)],
+    measure: &Measure,
+) -> anyhow::Result<serde_json::Value> {
+    let c = circuit::elaborate_scaled(parsed, overrides, scales)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
+    let mut out = serde_json::json!({});
     match measure {
         Measure::Rate { currents } => {
-            let parsed = netlist::parse_file(netlist)?;
-            let c = circuit::elaborate(&parsed, &overrides)?;
-            let rates = rate_curve(&c, currents, SETTLE_S, MEASURE_S)
-                .with_context(|| format!("sweep point {}", point.index))?;
+            let rates = rate_curve(&c, currents, SETTLE_S, MEASURE_S)?;
             let first = rates.iter().position(|&r| r > 0.0);
             let max_rate = rates.iter().copied().fold(0.0, f64::max);
             let slope = first.map_or(0.0, |f| {
@@ -59,22 +158,57 @@ pub fn measure_point(
                     0.0
                 }
             });
-            line["measure"] = "rate".into();
-            line["currents_a"] = currents.clone().into();
-            line["rates_hz"] = rates.clone().into();
-            line["rheobase_a"] = first.map(|f| currents[f]).into();
-            line["max_rate_hz"] = max_rate.into();
-            line["slope_hz_per_a"] = slope.into();
+            out["measure"] = "rate".into();
+            out["currents_a"] = currents.clone().into();
+            out["rates_hz"] = rates.clone().into();
+            out["rheobase_a"] = first.map(|f| currents[f]).into();
+            out["max_rate_hz"] = max_rate.into();
+            out["slope_hz_per_a"] = slope.into();
         }
         Measure::Spikes => {
-            let r = analysis::run_tran_file(netlist, &overrides)
-                .with_context(|| format!("sweep point {}", point.index))?;
-            line["measure"] = "spikes".into();
-            line["spike_count"] = r.spikes.len().into();
-            line["first_spike_s"] = r.spikes.first().copied().into();
+            let mut c = c;
+            let r = analysis::run_tran(&mut c)?;
+            out["measure"] = "spikes".into();
+            out["spike_count"] = r.spikes.len().into();
+            out["first_spike_s"] = r.spikes.first().copied().into();
         }
     }
-    Ok(line)
+    Ok(out)
+}
+
+fn merge(line: &mut serde_json::Value, features: serde_json::Value) {
+    if let (Some(l), serde_json::Value::Object(f)) = (line.as_object_mut(), features) {
+        l.extend(f);
+    }
+}
+
+/// The mean, summed relative to the first value so that identical values
+/// (σ = 0) give exactly that value.
+fn mean(v: &[f64]) -> f64 {
+    let Some(&first) = v.first() else {
+        return 0.0;
+    };
+    first + v.iter().map(|x| x - first).sum::<f64>() / v.len() as f64
+}
+
+/// Sample standard deviation (0 for fewer than two values).
+fn std_dev(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(v);
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+}
+
+/// Mean, standard deviation, min, 5th/50th/95th percentiles and max.
+fn distribution(v: &[f64]) -> serde_json::Value {
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let pct = |p: f64| sorted[((p * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)];
+    serde_json::json!({
+        "mean": mean(v), "std": std_dev(v), "min": sorted[0], "p05": pct(0.05),
+        "p50": pct(0.5), "p95": pct(0.95), "max": sorted[sorted.len() - 1],
+    })
 }
 
 /// Measure `points` in parallel, in chunks whose lines are appended in
@@ -85,6 +219,7 @@ pub fn run_points(
     base: &[(String, Expr)],
     points: &[Point],
     measure: &Measure,
+    mc: Option<&MonteCarlo>,
     out: &Path,
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<()> {
@@ -92,7 +227,7 @@ pub fn run_points(
     for block in points.chunks(chunk) {
         let lines: Vec<anyhow::Result<serde_json::Value>> = block
             .par_iter()
-            .map(|p| measure_point(netlist, base, p, measure))
+            .map(|p| measure_point(netlist, base, p, measure, mc))
             .collect();
         let lines = lines.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
         results::append_lines(out, &lines)?;
