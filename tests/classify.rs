@@ -481,6 +481,11 @@ fn shipped_mif_model_classifies_200_mnist_images_as_circuits() {
     assert!(accuracy >= 0.97, "accuracy {accuracy} below 0.97");
     // Order of magnitude: ~34,000 neurons leaking ~10 pW for 10 ms (3 nJ)
     // plus ~19,000 spikes dumping ~0.03 pJ each; measured 6.6 nJ.
-    let energy = value["energy_j_per_inference"].as_f64().expect("circuit energy");
-    assert!((1e-9..3e-8).contains(&energy), "energy {energy} J per inference");
+    let energy = value["energy_j_per_inference"]
+        .as_f64()
+        .expect("circuit energy");
+    assert!(
+        (1e-9..3e-8).contains(&energy),
+        "energy {energy} J per inference"
+    );
 }

@@ -510,9 +510,15 @@ fn replays_continue_across_steps_under_changing_inputs() {
     let instances = 300;
     let mut rng = SplitMix64::new(7);
     let mut uniform = move || rng.next_u64() as f64 / u64::MAX as f64;
-    let base: Vec<f64> = (0..instances).map(|_| 2.1e-9 + 1.2e-9 * uniform()).collect();
+    let base: Vec<f64> = (0..instances)
+        .map(|_| 2.1e-9 + 1.2e-9 * uniform())
+        .collect();
     let inputs: Vec<Vec<f64>> = (0..SEGMENTS)
-        .map(|_| base.iter().map(|&i| i * (1.0 + 0.1 * (2.0 * uniform() - 1.0))).collect())
+        .map(|_| {
+            base.iter()
+                .map(|&i| i * (1.0 + 0.1 * (2.0 * uniform() - 1.0)))
+                .collect()
+        })
         .collect();
     let mut mapped = NeuronKernel::new(&c, instances, NeuronOptions::from_circuit(&c)).unwrap();
     mapped.prebuild_spike_map(1.8e-9, 4e-9).unwrap();
@@ -530,19 +536,24 @@ fn replays_continue_across_steps_under_changing_inputs() {
             Err(e) => {
                 differ += 1;
                 let currents: Vec<f64> = inputs.iter().map(|seg| seg[i]).collect();
-                let tight = reference_spikes(
-                    MIF,
-                    &currents,
-                    ".OPTIONS RELTOL=1e-8 VNTOL=1e-9 XTOL=1e-9",
+                let tight =
+                    reference_spikes(MIF, &currents, ".OPTIONS RELTOL=1e-8 VNTOL=1e-9 XTOL=1e-9");
+                let (m, p) = (
+                    trains_agree(g, &tight).is_err(),
+                    trains_agree(w, &tight).is_err(),
                 );
-                let (m, p) = (trains_agree(g, &tight).is_err(), trains_agree(w, &tight).is_err());
                 mapped_off += m as usize;
                 plain_off += p as usize;
-                eprintln!("instance {i}: {e}; off the converged engine: mapped {m}, step by step {p}");
+                eprintln!(
+                    "instance {i}: {e}; off the converged engine: mapped {m}, step by step {p}"
+                );
             }
         }
     }
-    assert!(differ * 20 <= instances, "{differ} of {instances} instances differ");
+    assert!(
+        differ * 20 <= instances,
+        "{differ} of {instances} instances differ"
+    );
     assert!(
         mapped_off <= plain_off + 2,
         "replayed: {mapped_off} instances off the converged engine, step by step: {plain_off}"
@@ -552,8 +563,14 @@ fn replays_continue_across_steps_under_changing_inputs() {
     eprintln!("{spikes} spikes, worst difference {worst:.3e} s; map {sm:?}; plain {sp:?}");
     assert!(spikes > 3000, "{spikes}");
     assert!(sm.partial_replays > 100, "{sm:?}");
-    assert!(sm.reentries * 3 > sm.partial_replays, "straddling transients continue: {sm:?}");
-    assert!(sm.newton_iterations * 5 < sp.newton_iterations, "{sm:?} against {sp:?}");
+    assert!(
+        sm.reentries * 3 > sm.partial_replays,
+        "straddling transients continue: {sm:?}"
+    );
+    assert!(
+        sm.newton_iterations * 5 < sp.newton_iterations,
+        "{sm:?} against {sp:?}"
+    );
 }
 
 /// A spike map built up front over a range of inputs is frozen: it builds
@@ -621,7 +638,10 @@ fn dissipated_energy_matches_general_engine() {
                     general_energy(body, &currents)
                 })
                 .sum();
-            eprintln!("map {map}: kernel {got:.6e} J, general engine {want:.6e} J; {:?}", kernel.stats());
+            eprintln!(
+                "map {map}: kernel {got:.6e} J, general engine {want:.6e} J; {:?}",
+                kernel.stats()
+            );
             // Measured: MIF 0.09 %, MIF2 0.23 % below the general engine,
             // with the map and without.
             assert!(

@@ -195,7 +195,10 @@ fn monte_carlo_is_exact_at_zero_spread_and_seeded() {
     assert_eq!(one, two);
     let top = |l: &serde_json::Value| l["rates_hz_std"][2].as_f64().unwrap();
     // A 5 % spread of C moves the rate at 3 nA by roughly 5 %: ~20 Hz.
-    assert!(one.iter().all(|l| top(l) > 2.0 && top(l) < 100.0), "{one:?}");
+    assert!(
+        one.iter().all(|l| top(l) > 2.0 && top(l) < 100.0),
+        "{one:?}"
+    );
     let mut other_seed = spread.to_vec();
     other_seed.extend(["--seed", "2"]);
     let three = mc_sweep(&dir.path().join("three"), "2", &other_seed);
@@ -207,7 +210,10 @@ fn monte_carlo_rejects_bad_spreads() {
     let dir = tempfile::tempdir().unwrap();
     for (args, expect) in [
         (vec!["--sigma", "tsm1.ron=5%"], "--mc"),
-        (vec!["--mc", "2", "--sigma", "tsm1.ron=five"], "not a number"),
+        (
+            vec!["--mc", "2", "--sigma", "tsm1.ron=five"],
+            "not a number",
+        ),
         (vec!["--mc", "2", "--sigma", "tsm1.von=-1%"], "≥ 0"),
         (vec!["--mc", "2", "--sigma", "tsm1.gamma=1%"], "tsm1.gamma"),
     ] {
@@ -220,6 +226,9 @@ fn monte_carlo_rejects_bad_spreads() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains(expect), "{args:?}: {err}");
+        assert!(
+            !o.status.success() && err.contains(expect),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -58,9 +58,15 @@ fn current_value(cards: &[Card], name: &str) -> Option<Expr> {
     }
     if let Some((model, key)) = name.split_once('.') {
         for card in cards {
-            if let Card::Model { name: m, params, .. } = card {
+            if let Card::Model {
+                name: m, params, ..
+            } = card
+            {
                 if m == model {
-                    return params.iter().find(|a| a.name == key).map(|a| a.value.clone());
+                    return params
+                        .iter()
+                        .find(|a| a.name == key)
+                        .map(|a| a.value.clone());
                 }
             }
         }

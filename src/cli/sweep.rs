@@ -70,14 +70,16 @@ fn monte_carlo(args: &SweepArgs) -> anyhow::Result<Option<sweep::MonteCarlo>> {
         .sigmas
         .iter()
         .map(|s| {
-            let (name, value) = s
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--sigma {s}: expected NAME=SIGMA, e.g. tsm1.ron=5%"))?;
+            let (name, value) = s.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--sigma {s}: expected NAME=SIGMA, e.g. tsm1.ron=5%")
+            })?;
             let sigma = match value.trim().strip_suffix('%') {
                 Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
                 None => value.trim().parse::<f64>(),
             }
-            .map_err(|_| anyhow::anyhow!("--sigma {s}: '{value}' is not a number or a percentage"))?;
+            .map_err(|_| {
+                anyhow::anyhow!("--sigma {s}: '{value}' is not a number or a percentage")
+            })?;
             if !(sigma >= 0.0 && sigma.is_finite()) {
                 bail!("--sigma {s}: the spread must be a finite number ≥ 0");
             }
@@ -161,9 +163,15 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} points, ETA {eta}")
             .expect("valid template"),
     );
-    sweep::run_points(&netlist, &fixed, &todo, &measure, mc.as_ref(), &results_path, |c| {
-        bar.inc(c as u64)
-    })?;
+    sweep::run_points(
+        &netlist,
+        &fixed,
+        &todo,
+        &measure,
+        mc.as_ref(),
+        &results_path,
+        |c| bar.inc(c as u64),
+    )?;
     bar.finish_and_clear();
 
     let lines: Vec<serde_json::Value> = results::read_finished(&results_path)?

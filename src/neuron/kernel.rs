@@ -68,9 +68,9 @@ use super::{check_advance_args, NeuronError, NeuronModel};
 use crate::analysis::op::initial_guess;
 use crate::circuit::{Analysis, Circuit, Method, SpikeDetector};
 use crate::devices::{
-    capacitor::Capacitor, isource::ISource, memristor::Memristor, reset::Reset,
-    resistor::Resistor, switch::Switch, vsource::VSource, Device, EvalCtx, Node, Pattern,
-    QuiescentBound, Slot, Stamp, UnknownKind,
+    capacitor::Capacitor, isource::ISource, memristor::Memristor, reset::Reset, resistor::Resistor,
+    switch::Switch, vsource::VSource, Device, EvalCtx, Node, Pattern, QuiescentBound, Slot, Stamp,
+    UnknownKind,
 };
 use crate::solver::dense::dense_solve;
 use crate::solver::integrator::integration_coefficients;
@@ -535,7 +535,10 @@ fn cumulative_integrals(plan: &Plan, times: &[f64], states: &[f64]) -> Vec<f64> 
     let n = plan.n;
     let at = |k: usize| {
         let x = &states[k * n..(k + 1) * n];
-        [x[plan.input], supply.iter().zip(x).map(|(a, b)| a * b).sum::<f64>()]
+        [
+            x[plan.input],
+            supply.iter().zip(x).map(|(a, b)| a * b).sum::<f64>(),
+        ]
     };
     let mut out = vec![0.0, 0.0];
     let mut prev = at(0);
@@ -789,7 +792,11 @@ impl<'m> Pair<'m> {
                     cell.integral_at(self.warp(ta, cell)),
                     cell.integral_at(self.warp(pre_end, cell)),
                 );
-                let scale = if cell.spike > 0.0 { self.spike / cell.spike } else { 1.0 };
+                let scale = if cell.spike > 0.0 {
+                    self.spike / cell.spike
+                } else {
+                    1.0
+                };
                 for i in 0..2 {
                     j[i] += scale * (b[i] - a[i]);
                 }
@@ -811,7 +818,14 @@ impl<'m> Pair<'m> {
 
     /// Largest difference between x and the state at phase τ, in local
     /// tolerances (infinite where the pair has no state there).
-    fn residual(&self, plan: &Plan, tau: f64, x: &[f64], out: &mut [f64], other: &mut [f64]) -> f64 {
+    fn residual(
+        &self,
+        plan: &Plan,
+        tau: f64,
+        x: &[f64],
+        out: &mut [f64],
+        other: &mut [f64],
+    ) -> f64 {
         if !self.state_at(plan, tau, out, other) {
             return f64::INFINITY;
         }
@@ -840,10 +854,7 @@ impl<'m> Pair<'m> {
         let guess = guess.clamp(0.0, self.t_exit);
         let at_guess = (guess, self.residual(plan, guess, x, out, other));
         let m = plan.membrane;
-        let mut offset = |tau: f64| {
-            self.state_at(plan, tau, out, other)
-                .then(|| out[m] - x[m])
-        };
+        let mut offset = |tau: f64| self.state_at(plan, tau, out, other).then(|| out[m] - x[m]);
         // Walk the lower cell's recorded points outward from the guess
         // until its own membrane voltage crosses x's (cheap: no
         // interpolation), then check that the pair brackets it too.
@@ -862,7 +873,10 @@ impl<'m> Pair<'m> {
         let last = times.len() - 1;
         let mut crossing = None;
         'walk: for d in 0..PHASE_SEARCH_POINTS {
-            for k in [k0.checked_add(d), k0.checked_sub(d + 1)].into_iter().flatten() {
+            for k in [k0.checked_add(d), k0.checked_sub(d + 1)]
+                .into_iter()
+                .flatten()
+            {
                 if k >= last {
                     continue;
                 }
@@ -915,7 +929,11 @@ impl<'m> Pair<'m> {
             }
         }
         let found = (lo, self.residual(plan, lo, x, out, other));
-        Some(if at_guess.1 < found.1 { at_guess } else { found })
+        Some(if at_guess.1 < found.1 {
+            at_guess
+        } else {
+            found
+        })
     }
 
     /// Phase τ of this pair mapped onto `other` (aligned at the entry and
@@ -1016,7 +1034,11 @@ impl SpikeMap {
             return None;
         };
         let w = input.ln() / self.log_spacing - key as f64;
-        Some(Pair::new(a.variants.get(variant)?, b.variants.get(variant)?, w))
+        Some(Pair::new(
+            a.variants.get(variant)?,
+            b.variants.get(variant)?,
+            w,
+        ))
     }
 
     /// Where a transient left at the end of the last step (`p`, at state
@@ -1035,7 +1057,9 @@ impl SpikeMap {
         if input == p.input {
             return Ok((p.key, p.variant, p.tau));
         }
-        let old = self.pair(p.key, p.variant, p.input).ok_or(Refusal::Refused)?;
+        let old = self
+            .pair(p.key, p.variant, p.input)
+            .ok_or(Refusal::Refused)?;
         let (k, _, c0, c1) = self.bracket(input)?;
         let variants = c0.variants.len().min(c1.variants.len());
         // The transient it was in first, then the others.
@@ -1051,7 +1075,6 @@ impl SpikeMap {
             if residual <= REENTRY_TOLERANCE && (tau >= pair.spike) == p.spiked {
                 return Ok((k, j, tau));
             }
-
         }
         Err(Refusal::Refused)
     }
@@ -1107,9 +1130,7 @@ fn build_cell(
 
 /// Two entry states are the same to within `ENTRY_TOLERANCE`.
 fn entries_match(plan: &Plan, a: &[f64], b: &[f64]) -> bool {
-    (0..plan.n).all(|i| {
-        (a[i] - b[i]).abs() <= ENTRY_TOLERANCE * plan.tolerance(i, b[i])
-    })
+    (0..plan.n).all(|i| (a[i] - b[i]).abs() <= ENTRY_TOLERANCE * plan.tolerance(i, b[i]))
 }
 
 /// Integrate from the current record to the next located entry.
@@ -1686,7 +1707,9 @@ fn replay(
                 spiked: false,
                 input,
             };
-            follow(plan, devs, rec, ctl, s, &pair, at, t0, t_entry, dt, instance)
+            follow(
+                plan, devs, rec, ctl, s, &pair, at, t0, t_entry, dt, instance,
+            )
         }
         Err(Refusal::Missing(a, b)) => {
             s.missing_cells.extend([a, b]);
@@ -1836,7 +1859,9 @@ fn advance_instance(
     // A replayed transient left at the end of the last step goes on.
     if let Some(p) = ctl.pending.take() {
         if let (Some(map), Capture::Off) = (map, &s.capture) {
-            if let Some(t_new) = resume(plan, devs, &mut rec, ctl, s, map, p, input, t0, dt, instance) {
+            if let Some(t_new) = resume(
+                plan, devs, &mut rec, ctl, s, map, p, input, t0, dt, instance,
+            ) {
                 t = t_new;
             }
         }
@@ -2340,7 +2365,9 @@ impl NeuronKernel {
                 plan.differential[k % nu] = true;
             }
         }
-        if plan.opts.exact_linear_steps && quiescent_at(&plan, &template, &x, false, &mut scratch.bounds) {
+        if plan.opts.exact_linear_steps
+            && quiescent_at(&plan, &template, &x, false, &mut scratch.bounds)
+        {
             // Without an exact step the kernel still works, only slower:
             // the reason is not an error.
             plan.quiescent = QuiescentModel::build(
@@ -2452,15 +2479,16 @@ impl NeuronKernel {
     pub fn energy_dissipated(&self) -> Option<f64> {
         self.plan.supply.as_ref()?;
         let (n, oq, stride) = (self.plan.n, self.plan.off_q(), self.plan.stride);
-        let stored0 = self.plan.stored_energy(
-            &self.initial_record[..n],
-            &self.initial_record[oq..oq + n],
-        );
+        let stored0 = self
+            .plan
+            .stored_energy(&self.initial_record[..n], &self.initial_record[oq..oq + n]);
         Some(
             self.controls
                 .iter()
                 .zip(self.records.chunks(stride))
-                .map(|(c, r)| c.energy - (self.plan.stored_energy(&r[..n], &r[oq..oq + n]) - stored0))
+                .map(|(c, r)| {
+                    c.energy - (self.plan.stored_energy(&r[..n], &r[oq..oq + n]) - stored0)
+                })
                 .sum(),
         )
     }

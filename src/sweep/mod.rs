@@ -89,7 +89,8 @@ pub fn measure_point(
     let parsed = netlist::parse_file(netlist)?;
     let context = || format!("sweep point {}", point.index);
     let Some(mc) = mc else {
-        let features = measure_device(&parsed, netlist, &overrides, &[], measure).with_context(context)?;
+        let features =
+            measure_device(&parsed, netlist, &overrides, &[], measure).with_context(context)?;
         merge(&mut line, features);
         return Ok(line);
     };
@@ -98,12 +99,21 @@ pub fn measure_point(
         .map(|j| {
             let factors = mc.factors(point.index, j)?;
             let mut sample = measure_device(&parsed, netlist, &overrides, &factors, measure)?;
-            sample["factors"] = factors.iter().map(|(n, f)| (n.clone(), (*f).into())).collect::<serde_json::Map<_, _>>().into();
+            sample["factors"] = factors
+                .iter()
+                .map(|(n, f)| (n.clone(), (*f).into()))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
             Ok(sample)
         })
         .collect();
-    let samples = samples.into_iter().collect::<anyhow::Result<Vec<_>>>().with_context(context)?;
-    line["measure"] = samples.first().map_or(serde_json::Value::Null, |s| s["measure"].clone());
+    let samples = samples
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()
+        .with_context(context)?;
+    line["measure"] = samples
+        .first()
+        .map_or(serde_json::Value::Null, |s| s["measure"].clone());
     line["mc"] = serde_json::json!({
         "samples": mc.samples,
         "seed": mc.seed,
@@ -112,8 +122,17 @@ pub fn measure_point(
     });
     // Each scalar feature: the mean at its own name (so tables and figures
     // read MC lines like nominal ones), and its spread.
-    for key in ["rheobase_a", "max_rate_hz", "slope_hz_per_a", "spike_count", "first_spike_s"] {
-        let values: Vec<f64> = samples.iter().filter_map(|s| s.get(key)?.as_f64()).collect();
+    for key in [
+        "rheobase_a",
+        "max_rate_hz",
+        "slope_hz_per_a",
+        "spike_count",
+        "first_spike_s",
+    ] {
+        let values: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s.get(key)?.as_f64())
+            .collect();
         if values.is_empty() {
             continue;
         }
@@ -124,11 +143,24 @@ pub fn measure_point(
     }
     if let Some(Measure::Rate { currents }) = Some(measure) {
         let per_current: Vec<Vec<f64>> = (0..currents.len())
-            .map(|k| samples.iter().filter_map(|s| s["rates_hz"][k].as_f64()).collect())
+            .map(|k| {
+                samples
+                    .iter()
+                    .filter_map(|s| s["rates_hz"][k].as_f64())
+                    .collect()
+            })
             .collect();
         line["currents_a"] = currents.clone().into();
-        line["rates_hz_mean"] = per_current.iter().map(|v| mean(v)).collect::<Vec<_>>().into();
-        line["rates_hz_std"] = per_current.iter().map(|v| std_dev(v)).collect::<Vec<_>>().into();
+        line["rates_hz_mean"] = per_current
+            .iter()
+            .map(|v| mean(v))
+            .collect::<Vec<_>>()
+            .into();
+        line["rates_hz_std"] = per_current
+            .iter()
+            .map(|v| std_dev(v))
+            .collect::<Vec<_>>()
+            .into();
     }
     line["samples"] = samples.into();
     Ok(line)
@@ -204,7 +236,8 @@ fn std_dev(v: &[f64]) -> f64 {
 fn distribution(v: &[f64]) -> serde_json::Value {
     let mut sorted = v.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let pct = |p: f64| sorted[((p * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)];
+    let pct =
+        |p: f64| sorted[((p * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)];
     serde_json::json!({
         "mean": mean(v), "std": std_dev(v), "min": sorted[0], "p05": pct(0.05),
         "p50": pct(0.5), "p95": pct(0.95), "max": sorted[sorted.len() - 1],
