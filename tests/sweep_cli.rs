@@ -1,6 +1,8 @@
 //! `circsnn sweep` and `circsnn merge`: physics of a swept parameter,
 //! resume after an interruption, thread independence, shards.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -231,4 +233,39 @@ fn monte_carlo_rejects_bad_spreads() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// The accuracy measure classifies test images with the shipped model and
+/// the swept circuit: the nominal MIF classifies them, a memristor whose
+/// switching threshold is raised (V_on 20 → 26 mV) fires less.
+#[test]
+fn accuracy_measure_runs_the_network_on_the_swept_circuit() {
+    let Some(data) = common::shared_datasets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_circsnn"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["sweep", "mif.cir", "--param", "tsm1.von=20m,26m"])
+        .args(["--measure", "accuracy", "--limit", "20", "-q", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let l: Vec<serde_json::Value> = lines(dir.path())
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let get = |i: usize, k: &str| l[i][k].as_f64().unwrap();
+    assert_eq!(l[0]["images"], 20);
+    assert!(get(0, "accuracy") >= 0.9, "{:?}", l[0]);
+    assert!(get(0, "energy_j_per_inference") > 0.0);
+    assert!(
+        get(1, "spikes_per_image") < 0.9 * get(0, "spikes_per_image"),
+        "{l:?}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
+    assert!(csv.starts_with("index,tsm1.von,accuracy,energy_j_per_inference,spikes_per_image"));
 }

@@ -89,7 +89,11 @@ pub fn shard_range(total: usize, shard: Option<(usize, usize)>) -> std::ops::Ran
 
 /// Find the model: `--model` (a .json, .safetensors or bare stem path), or
 /// models/<dataset>-<netlist stem>.json here or in the crate folder.
-fn resolve_model(args: &ClassifyArgs, stem: &str) -> anyhow::Result<(PathBuf, String)> {
+fn resolve_model(
+    model: Option<&Path>,
+    dataset: DatasetKind,
+    stem: &str,
+) -> anyhow::Result<(PathBuf, String)> {
     let split = |p: &Path| -> anyhow::Result<(PathBuf, String)> {
         let name = p
             .file_stem()
@@ -101,10 +105,10 @@ fn resolve_model(args: &ClassifyArgs, stem: &str) -> anyhow::Result<(PathBuf, St
             .unwrap_or(Path::new("."));
         Ok((dir.to_path_buf(), name))
     };
-    if let Some(m) = &args.model {
+    if let Some(m) = model {
         return split(m);
     }
-    let file = format!("{}-{stem}.json", args.dataset.name());
+    let file = format!("{}-{stem}.json", dataset.name());
     for base in [
         PathBuf::from("models"),
         Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
@@ -114,7 +118,60 @@ fn resolve_model(args: &ClassifyArgs, stem: &str) -> anyhow::Result<(PathBuf, St
             return split(&p);
         }
     }
-    bail!("no model models/{file} for netlist '{stem}' and dataset {}: train one with `circsnn train` or pass --model FILE", args.dataset.name())
+    bail!("no model models/{file} for netlist '{stem}' and dataset {}: train one with `circsnn train` or pass --model FILE", dataset.name())
+}
+
+/// The accuracy measure of `circsnn sweep`: the model (given, or the
+/// shipped one of the netlist and dataset) converted, with the first
+/// `limit` test images prepared, run circuit-faithful for `steps` steps
+/// with the classify defaults otherwise.
+pub fn sweep_setup(
+    netlist_path: &Path,
+    model: Option<&Path>,
+    dataset: DatasetKind,
+    data_dir: Option<&Path>,
+    limit: usize,
+    steps: usize,
+) -> anyhow::Result<crate::sweep::ClassifySetup> {
+    let stem = netlist_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "neuron".into());
+    let (dir, name) = resolve_model(model, dataset, &stem)?;
+    let (net, meta) = load_model(&dir, &name)?;
+    // The defaults of `circsnn classify`.
+    let settings = RunSettings {
+        fidelity: Fidelity::Circuit,
+        abstract_neuron: AbstractNeuron::If,
+        steps: vec![steps],
+        dt_s: 1e-3,
+        synapse: Synapse {
+            tau_s: 5e-3,
+            kind: SynapseKind::Lowpass,
+        },
+        scale_firing_rates: 1.0,
+        input: InputMode::Analog,
+        readout: Readout::Filtered,
+        signed_current: false,
+    };
+    settings.validate()?;
+    let data = data::load(dataset, Split::Test, data_dir)?;
+    let count = limit.min(data.len());
+    let len = net.input_len();
+    let mut images = vec![0.0f32; count * len];
+    for i in 0..count {
+        meta.input_transform
+            .prepare(&data, i, &mut images[i * len..(i + 1) * len]);
+    }
+    let mut map = RateMap::new(&net.activation, settings.scale_firing_rates)?;
+    map.rectify &= !settings.signed_current;
+    Ok(crate::sweep::ClassifySetup {
+        topo: Topology::from_net(&net)?,
+        map,
+        settings,
+        images,
+        labels: (0..count).map(|i| data.labels[i] as usize).collect(),
+    })
 }
 
 fn load_circuit(path: &Path) -> anyhow::Result<Circuit> {
@@ -153,7 +210,7 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "neuron".into());
-    let (model_dir, model_name) = resolve_model(&args, &stem)?;
+    let (model_dir, model_name) = resolve_model(args.model.as_deref(), args.dataset, &stem)?;
     let (mut net, meta) = load_model(&model_dir, &model_name)?;
     if let Some(trained) = meta.netlist_path.as_deref().map(Path::new) {
         if trained.file_stem() != netlist_path.file_stem() && !quiet {

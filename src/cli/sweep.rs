@@ -19,9 +19,27 @@ pub struct SweepArgs {
     /// NAME is a .param, model.PARAM or an element; repeat for a grid.
     #[arg(long = "param", value_name = "NAME=SPEC", required = true)]
     pub axes: Vec<String>,
-    /// What to measure at each point.
-    #[arg(long, value_parser = ["rate", "spikes"], default_value = "rate")]
+    /// What to measure at each point: rate (f–I curve), spikes (the
+    /// netlist's .tran), accuracy or energy (both: circuit-faithful
+    /// classification of --limit test images with --model).
+    #[arg(long, value_parser = ["rate", "spikes", "accuracy", "energy"], default_value = "rate")]
     pub measure: String,
+    /// Model of the accuracy measure (default: the shipped model of the
+    /// netlist and --dataset).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Dataset of the accuracy measure.
+    #[arg(long, value_enum, default_value = "mnist")]
+    pub dataset: crate::data::DatasetKind,
+    /// Test images per point of the accuracy measure.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Network steps (of 1 ms) per image of the accuracy measure.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Data folder (default: $CIRCSNN_DATA, else ./data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Currents of the rate measure (A), comma-separated.
     #[arg(
         long,
@@ -103,13 +121,26 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--param {e}"))?;
     let fixed = parse_overrides(&args.fixed)?;
+    let mc = monte_carlo(&args)?;
     let measure = match args.measure.as_str() {
         "rate" => Measure::Rate {
             currents: args.currents.clone(),
         },
-        _ => Measure::Spikes,
+        "spikes" => Measure::Spikes,
+        _ => {
+            if mc.is_some() {
+                bail!("--measure {}: Monte Carlo in a network needs every neuron to get its own device, which the batched engine does not support yet; sweep the varied value with --param instead", args.measure);
+            }
+            Measure::Accuracy(std::sync::Arc::new(super::classify::sweep_setup(
+                &netlist,
+                args.model.as_deref(),
+                args.dataset,
+                args.data.as_deref(),
+                args.limit,
+                args.steps,
+            )?))
+        }
     };
-    let mc = monte_carlo(&args)?;
     let (k, n) = match &args.shard {
         Some(s) => super::parse_shard(s)?,
         None => (1, 1),
@@ -120,6 +151,9 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
         "netlist": netlist.display().to_string(),
         "axes": axes.iter().map(|(name, v)| serde_json::json!({ "name": name, "values": v })).collect::<Vec<_>>(),
         "measure": args.measure,
+        "classify": matches!(measure, Measure::Accuracy(_)).then(|| serde_json::json!({
+            "model": args.model, "dataset": args.dataset.name(), "limit": args.limit, "steps": args.steps,
+        })),
         "currents_a": if matches!(measure, Measure::Rate { .. }) { Some(&args.currents) } else { None },
         "fixed": args.fixed,
         "shard": [k, n],
@@ -193,6 +227,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
 fn headline(line: &serde_json::Value) -> f64 {
     line.get("max_rate_hz")
         .or(line.get("spike_count"))
+        .or(line.get("accuracy"))
         .and_then(|v| v.as_f64())
         .unwrap_or(f64::NAN)
 }
@@ -202,21 +237,13 @@ fn write_csv_and_figure(
     axes: &[(String, Vec<f64>)],
     lines: &[serde_json::Value],
 ) -> anyhow::Result<()> {
-    let features = [
-        "rheobase_a",
-        "rheobase_a_std",
-        "max_rate_hz",
-        "max_rate_hz_std",
-        "slope_hz_per_a",
-        "slope_hz_per_a_std",
-        "spike_count",
-        "spike_count_std",
-        "first_spike_s",
-        "first_spike_s_std",
-    ];
+    let features: Vec<String> = sweep::FEATURES
+        .iter()
+        .flat_map(|f| [f.to_string(), format!("{f}_std")])
+        .collect();
     let present: Vec<&str> = features
         .iter()
-        .copied()
+        .map(String::as_str)
         .filter(|f| lines.iter().any(|l| l.get(*f).is_some()))
         .collect();
     let mut csv = String::from("index");
@@ -250,6 +277,8 @@ fn write_csv_and_figure(
     std::fs::write(out.join("results.csv"), csv)?;
     let label = if lines.iter().any(|l| l.get("max_rate_hz").is_some()) {
         "max rate (Hz)"
+    } else if lines.iter().any(|l| l.get("accuracy").is_some()) {
+        "accuracy"
     } else {
         "spike count"
     };

@@ -18,19 +18,36 @@ use crate::analysis;
 use crate::circuit;
 use crate::netlist::{self, Expr};
 use crate::neuron::rate_curve;
+use crate::snn::{RateMap, RunSettings, Topology};
 use crate::train::rng::SplitMix64;
 use anyhow::Context;
 use grid::Point;
 use rayon::prelude::*;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What a sweep measures at each point.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub enum Measure {
     /// The steady-state f–I curve at these currents (A), with its features.
     Rate { currents: Vec<f64> },
     /// The netlist's own `.tran`: spike count and first spike time.
     Spikes,
+    /// Circuit-faithful classification of a few test images with a trained
+    /// model: accuracy, energy per inference and spikes per image.
+    Accuracy(Arc<ClassifySetup>),
+}
+
+/// The classifier of the accuracy measure, built once per sweep: the
+/// converted network, its run settings and the prepared test images. Every
+/// neuron of the network is the point's circuit (one device shared by all
+/// neurons: the network-level variation of one drawn device).
+pub struct ClassifySetup {
+    pub topo: Topology,
+    pub map: RateMap,
+    pub settings: RunSettings,
+    pub images: Vec<f32>,
+    pub labels: Vec<usize>,
 }
 
 /// Device variation drawn at every point.
@@ -65,6 +82,18 @@ impl MonteCarlo {
             .collect()
     }
 }
+
+/// The scalar features a line may carry (each with `_std` under Monte Carlo).
+pub const FEATURES: [&str; 8] = [
+    "rheobase_a",
+    "max_rate_hz",
+    "slope_hz_per_a",
+    "spike_count",
+    "first_spike_s",
+    "accuracy",
+    "energy_j_per_inference",
+    "spikes_per_image",
+];
 
 /// Settling and measuring windows of the rate measure (as `circsnn rate`).
 const SETTLE_S: f64 = 0.02;
@@ -141,7 +170,7 @@ pub fn measure_point(
         line[format!("{key}_std")] = stats["std"].clone();
         line[format!("{key}_distribution")] = stats;
     }
-    if let Some(Measure::Rate { currents }) = Some(measure) {
+    if let Measure::Rate { currents } = measure {
         let per_current: Vec<Vec<f64>> = (0..currents.len())
             .map(|k| {
                 samples
@@ -203,6 +232,30 @@ fn measure_device(
             out["measure"] = "spikes".into();
             out["spike_count"] = r.spikes.len().into();
             out["first_spike_s"] = r.spikes.first().copied().into();
+        }
+        Measure::Accuracy(setup) => {
+            let outcome = crate::snn::classify(
+                &setup.topo,
+                &setup.map,
+                &setup.settings,
+                Some(&c),
+                &setup.images,
+                &setup.labels,
+                &|| {},
+            )?;
+            let n = outcome.results.len().max(1) as f64;
+            let correct = outcome
+                .results
+                .iter()
+                .filter(|r| r.top2.last().map(|t| t[0]) == Some(r.label))
+                .count();
+            let energy: Option<f64> = outcome.results.iter().map(|r| r.energy_j).sum();
+            let spikes: f64 = outcome.results.iter().flat_map(|r| &r.spikes).sum();
+            out["measure"] = "accuracy".into();
+            out["images"] = outcome.results.len().into();
+            out["accuracy"] = (correct as f64 / n).into();
+            out["energy_j_per_inference"] = energy.map(|e| e / n).into();
+            out["spikes_per_image"] = (spikes / n).into();
         }
     }
     Ok(out)
