@@ -24,7 +24,8 @@ pub struct ClassifyArgs {
     #[arg(long)]
     pub netlist: PathBuf,
     /// Model metadata file (`NAME.json`, next to `NAME.safetensors`);
-    /// default models/<dataset>-<netlist stem>.json.
+    /// default models/<dataset>-<netlist stem>.json (mnist-mif.json,
+    /// fashion-mif.json: Fashion-MNIST models are named fashion-).
     #[arg(long)]
     pub model: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "mnist")]
@@ -87,8 +88,19 @@ pub fn shard_range(total: usize, shard: Option<(usize, usize)>) -> std::ops::Ran
     }
 }
 
+/// The default model file of a dataset and netlist stem: the shipped models
+/// are `mnist-<stem>.json` and `fashion-<stem>.json` (`cifar10-<stem>.json`).
+fn default_model_file(dataset: DatasetKind, stem: &str) -> String {
+    let prefix = match dataset {
+        DatasetKind::FashionMnist => "fashion",
+        other => other.name(),
+    };
+    format!("{prefix}-{stem}.json")
+}
+
 /// Find the model: `--model` (a .json, .safetensors or bare stem path), or
-/// models/<dataset>-<netlist stem>.json here or in the crate folder.
+/// the default model file ([`default_model_file`]) in models/ here or in
+/// the crate folder.
 fn resolve_model(args: &ClassifyArgs, stem: &str) -> anyhow::Result<(PathBuf, String)> {
     let split = |p: &Path| -> anyhow::Result<(PathBuf, String)> {
         let name = p
@@ -104,7 +116,7 @@ fn resolve_model(args: &ClassifyArgs, stem: &str) -> anyhow::Result<(PathBuf, St
     if let Some(m) = &args.model {
         return split(m);
     }
-    let file = format!("{}-{stem}.json", args.dataset.name());
+    let file = default_model_file(args.dataset, stem);
     for base in [
         PathBuf::from("models"),
         Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
@@ -542,4 +554,25 @@ pub fn run_merge(report_paths: &[PathBuf], out: &Path, json: bool) -> anyhow::Re
     let classes: Vec<String> = Vec::new();
     write_outputs(out, &merged, &classes)?;
     print_report(&merged, out, json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_models_are_the_shipped_names() {
+        assert_eq!(
+            default_model_file(DatasetKind::Mnist, "mif"),
+            "mnist-mif.json"
+        );
+        assert_eq!(
+            default_model_file(DatasetKind::FashionMnist, "mif2"),
+            "fashion-mif2.json"
+        );
+        assert_eq!(
+            default_model_file(DatasetKind::Cifar10, "lif"),
+            "cifar10-lif.json"
+        );
+    }
 }
