@@ -654,6 +654,76 @@ mod tests {
     }
 
     #[test]
+    fn each_dataset_has_its_default_schedule() {
+        let mnist = Schedule::for_dataset(DatasetKind::Mnist);
+        // The schedule of the shipped MNIST models, unchanged.
+        assert_eq!(
+            mnist,
+            Schedule {
+                arch: "mnist-thesis",
+                epochs: 6,
+                learning_rate: 2e-3,
+                lr_decay: 0.6
+            }
+        );
+        let fashion = Schedule::for_dataset(DatasetKind::FashionMnist);
+        assert_eq!(fashion.arch, "fashion-wide");
+        assert_eq!(
+            (fashion.epochs, fashion.learning_rate, fashion.lr_decay),
+            (FASHION_EPOCHS, 2e-3, FASHION_LR_DECAY)
+        );
+        assert_eq!(
+            Schedule::for_dataset(DatasetKind::Cifar10).arch,
+            "cifar-conv6"
+        );
+        // The default architecture of every dataset builds for its images.
+        for (kind, input) in [
+            (DatasetKind::Mnist, (1, 28)),
+            (DatasetKind::FashionMnist, (1, 28)),
+            (DatasetKind::Cifar10, (3, 32)),
+        ] {
+            let schedule = Schedule::for_dataset(kind);
+            let options = ArchOptions {
+                dropout: arch::default_dropout(schedule.arch),
+                ..ArchOptions::default()
+            };
+            let shape = train::arch::InputShape {
+                channels: input.0,
+                height: input.1,
+                width: input.1,
+            };
+            arch::by_name(schedule.arch, shape, 10, &options).unwrap();
+        }
+    }
+
+    #[test]
+    fn default_augmentation_flips_clothes_but_not_digits() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            train: TrainArgs,
+        }
+        let args = |dataset: &str, augment: &[&str]| {
+            let mut argv = vec!["train", "--dataset", dataset, "--netlist", "relu"];
+            for a in augment {
+                argv.extend(["--augment", a]);
+            }
+            <Cli as clap::Parser>::try_parse_from(argv).unwrap().train
+        };
+        let digits = parse_augment(&args("mnist", &[]), DatasetKind::Mnist).unwrap();
+        assert_eq!((digits.shift_px, digits.hflip), (2, false));
+        let clothes =
+            parse_augment(&args("fashion-mnist", &[]), DatasetKind::FashionMnist).unwrap();
+        assert_eq!((clothes.shift_px, clothes.hflip), (2, true));
+        let shift_only = parse_augment(
+            &args("fashion-mnist", &["shift"]),
+            DatasetKind::FashionMnist,
+        )
+        .unwrap();
+        assert!(!shift_only.hflip);
+    }
+
+    #[test]
     fn quoting_keeps_plain_words_and_quotes_the_rest() {
         assert_eq!(shell_quote("--lr"), "--lr");
         assert_eq!(shell_quote("netlists/mif.cir"), "netlists/mif.cir");
