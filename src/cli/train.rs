@@ -37,14 +37,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub arch: Option<String>,
     /// Epochs in total (a resumed run continues up to this number);
-    /// default 6, or FASHION_EPOCHS for Fashion-MNIST.
+    /// default 6, or 10 for Fashion-MNIST.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Learning rate of the first epoch (Adam); default 2e-3.
     #[arg(long)]
     pub lr: Option<f32>,
     /// Learning-rate factor per epoch (1 = constant); default 0.6, or
-    /// FASHION_LR_DECAY for Fashion-MNIST.
+    /// 0.75 for Fashion-MNIST.
     #[arg(long)]
     pub lr_decay: Option<f32>,
     #[arg(long, default_value_t = 64)]
