@@ -11,11 +11,11 @@ use std::process::Command;
 /// Images classified, and network steps per image.
 const IMAGES: usize = 100;
 const STEPS: usize = 10;
-/// The accuracy floor. Measured: ACCURACY_MEASURED on these 100 images at
-/// 10 steps (the rate model: RATE_MEASURED on them, 9x.xx % on the whole
-/// test set); the floor leaves room for a few images that flip when the
-/// neuron kernel's numerics change.
-const FLOOR: f64 = 0.85;
+/// The accuracy floor. Measured: 83 % on these 100 images at 10 steps
+/// (the rate model: 89 % on them, 89.79 % on the whole test set), in 88 s
+/// of CPU on 2 threads; the floor leaves room for five images that flip
+/// when the neuron kernel's numerics change.
+const FLOOR: f64 = 0.78;
 
 #[test]
 fn shipped_fashion_mif_model_classifies_100_images_as_circuits() {
