@@ -24,8 +24,8 @@ pub struct ClassifyArgs {
     #[arg(long)]
     pub netlist: PathBuf,
     /// Model metadata file (`NAME.json`, next to `NAME.safetensors`);
-    /// default models/<dataset>-<netlist stem>.json (mnist-mif.json,
-    /// fashion-mif.json: Fashion-MNIST models are named fashion-).
+    /// default models/<dataset>-<netlist stem>.json (mnist-mif.json), for
+    /// Fashion-MNIST models/fashion-<stem>.json, else fashion-mnist-<stem>.json.
     #[arg(long)]
     pub model: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "mnist")]
@@ -88,19 +88,21 @@ pub fn shard_range(total: usize, shard: Option<(usize, usize)>) -> std::ops::Ran
     }
 }
 
-/// The default model file of a dataset and netlist stem: the shipped models
-/// are `mnist-<stem>.json` and `fashion-<stem>.json` (`cifar10-<stem>.json`).
-fn default_model_file(dataset: DatasetKind, stem: &str) -> String {
-    let prefix = match dataset {
-        DatasetKind::FashionMnist => "fashion",
-        other => other.name(),
-    };
-    format!("{prefix}-{stem}.json")
+/// The default model files of a dataset and netlist stem, in the order
+/// they are tried: the shipped models are `mnist-<stem>.json` and
+/// `fashion-<stem>.json`; `<dataset>-<stem>.json` (`fashion-mnist-<stem>`)
+/// is also accepted.
+fn default_model_files(dataset: DatasetKind, stem: &str) -> Vec<String> {
+    let long = format!("{}-{stem}.json", dataset.name());
+    match dataset {
+        DatasetKind::FashionMnist => vec![format!("fashion-{stem}.json"), long],
+        _ => vec![long],
+    }
 }
 
 /// Find the model: `--model` (a .json, .safetensors or bare stem path), or
-/// the default model file ([`default_model_file`]) in models/ here or in
-/// the crate folder.
+/// the first default model file ([`default_model_files`]) in models/ here
+/// or in the crate folder.
 fn resolve_model(args: &ClassifyArgs, stem: &str) -> anyhow::Result<(PathBuf, String)> {
     let split = |p: &Path| -> anyhow::Result<(PathBuf, String)> {
         let name = p
@@ -116,17 +118,24 @@ fn resolve_model(args: &ClassifyArgs, stem: &str) -> anyhow::Result<(PathBuf, St
     if let Some(m) = &args.model {
         return split(m);
     }
-    let file = default_model_file(args.dataset, stem);
-    for base in [
-        PathBuf::from("models"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
-    ] {
-        let p = base.join(&file);
-        if p.exists() {
-            return split(&p);
+    let files = default_model_files(args.dataset, stem);
+    for file in &files {
+        for base in [
+            PathBuf::from("models"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+        ] {
+            let p = base.join(file);
+            if p.exists() {
+                return split(&p);
+            }
         }
     }
-    bail!("no model models/{file} for netlist '{stem}' and dataset {}: train one with `circsnn train` or pass --model FILE", args.dataset.name())
+    let tried = files
+        .iter()
+        .map(|f| format!("models/{f}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    bail!("no model {tried} for netlist '{stem}' and dataset {}: train one with `circsnn train` or pass --model FILE", args.dataset.name())
 }
 
 fn load_circuit(path: &Path) -> anyhow::Result<Circuit> {
@@ -563,16 +572,16 @@ mod tests {
     #[test]
     fn default_models_are_the_shipped_names() {
         assert_eq!(
-            default_model_file(DatasetKind::Mnist, "mif"),
-            "mnist-mif.json"
+            default_model_files(DatasetKind::Mnist, "mif"),
+            ["mnist-mif.json"]
         );
         assert_eq!(
-            default_model_file(DatasetKind::FashionMnist, "mif2"),
-            "fashion-mif2.json"
+            default_model_files(DatasetKind::FashionMnist, "mif2"),
+            ["fashion-mif2.json", "fashion-mnist-mif2.json"]
         );
         assert_eq!(
-            default_model_file(DatasetKind::Cifar10, "lif"),
-            "cifar10-lif.json"
+            default_model_files(DatasetKind::Cifar10, "lif"),
+            ["cifar10-lif.json"]
         );
     }
 }
