@@ -24,7 +24,8 @@ pub struct ClassifyArgs {
     #[arg(long)]
     pub netlist: PathBuf,
     /// Model metadata file (`NAME.json`, next to `NAME.safetensors`);
-    /// default models/<dataset>-<netlist stem>.json.
+    /// default models/<dataset>-<netlist stem>.json (mnist-mif.json), for
+    /// Fashion-MNIST models/fashion-<stem>.json, else fashion-mnist-<stem>.json.
     #[arg(long)]
     pub model: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "mnist")]
@@ -87,8 +88,21 @@ pub fn shard_range(total: usize, shard: Option<(usize, usize)>) -> std::ops::Ran
     }
 }
 
+/// The default model files of a dataset and netlist stem, in the order
+/// they are tried: the shipped models are `mnist-<stem>.json` and
+/// `fashion-<stem>.json`; `<dataset>-<stem>.json` (`fashion-mnist-<stem>`)
+/// is also accepted.
+fn default_model_files(dataset: DatasetKind, stem: &str) -> Vec<String> {
+    let long = format!("{}-{stem}.json", dataset.name());
+    match dataset {
+        DatasetKind::FashionMnist => vec![format!("fashion-{stem}.json"), long],
+        _ => vec![long],
+    }
+}
+
 /// Find the model: `--model` (a .json, .safetensors or bare stem path), or
-/// models/<dataset>-<netlist stem>.json here or in the crate folder.
+/// the first default model file ([`default_model_files`]) in models/ here
+/// or in the crate folder.
 fn resolve_model(
     model: Option<&Path>,
     dataset: DatasetKind,
@@ -108,17 +122,24 @@ fn resolve_model(
     if let Some(m) = model {
         return split(m);
     }
-    let file = format!("{}-{stem}.json", dataset.name());
-    for base in [
-        PathBuf::from("models"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
-    ] {
-        let p = base.join(&file);
-        if p.exists() {
-            return split(&p);
+    let files = default_model_files(dataset, stem);
+    for file in &files {
+        for base in [
+            PathBuf::from("models"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+        ] {
+            let p = base.join(file);
+            if p.exists() {
+                return split(&p);
+            }
         }
     }
-    bail!("no model models/{file} for netlist '{stem}' and dataset {}: train one with `circsnn train` or pass --model FILE", dataset.name())
+    let tried = files
+        .iter()
+        .map(|f| format!("models/{f}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    bail!("no model {tried} for netlist '{stem}' and dataset {}: train one with `circsnn train` or pass --model FILE", dataset.name())
 }
 
 /// The accuracy measure of `circsnn sweep`: the model (given, or the
@@ -607,4 +628,25 @@ pub fn run_merge(report_paths: &[PathBuf], out: &Path, json: bool) -> anyhow::Re
     let classes: Vec<String> = Vec::new();
     write_outputs(out, &merged, &classes)?;
     print_report(&merged, out, json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_models_are_the_shipped_names() {
+        assert_eq!(
+            default_model_files(DatasetKind::Mnist, "mif"),
+            ["mnist-mif.json"]
+        );
+        assert_eq!(
+            default_model_files(DatasetKind::FashionMnist, "mif2"),
+            ["fashion-mif2.json", "fashion-mnist-mif2.json"]
+        );
+        assert_eq!(
+            default_model_files(DatasetKind::Cifar10, "lif"),
+            ["cifar10-lif.json"]
+        );
+    }
 }
