@@ -2,7 +2,7 @@
 //! same inputs, and its rate curves against devices.md §7.
 
 use circsnn::analysis;
-use circsnn::circuit::{elaborate, Analysis, Circuit};
+use circsnn::circuit::{elaborate, Circuit};
 use circsnn::netlist::parse_str;
 use circsnn::neuron::{rate_curve, NeuronError, NeuronKernel, NeuronModel, NeuronOptions};
 use circsnn::train::rng::SplitMix64;
@@ -75,6 +75,11 @@ fn kernel_spikes(kernel: &mut NeuronKernel, inputs: &[Vec<f64>]) -> Vec<Vec<f64>
 /// whose value jumps within 1 ps at each segment boundary. `options`
 /// replaces the `.OPTIONS` line.
 fn reference_spikes(body: &str, currents: &[f64], options: &str) -> Vec<f64> {
+    general_run(body, currents, options).spikes
+}
+
+/// The general engine's run of `body` under the segment currents.
+fn general_run(body: &str, currents: &[f64], options: &str) -> analysis::AnalysisResult {
     let mut pwl = String::from("Iin 0 mem PWL(");
     for (k, &i) in currents.iter().enumerate() {
         let start = if k == 0 { 0.0 } else { k as f64 * DT + 1e-12 };
@@ -82,17 +87,7 @@ fn reference_spikes(body: &str, currents: &[f64], options: &str) -> Vec<f64> {
     }
     pwl.push(')');
     let text = netlist(body, &pwl, SEGMENTS as f64 * DT).replace(".OPTIONS RELTOL=1e-6", options);
-    let mut c = circuit(&text);
-    let mut mna = analysis::build(&mut c).unwrap();
-    let tran = c
-        .analyses
-        .iter()
-        .find(|a| matches!(a, Analysis::Tran { .. }))
-        .unwrap()
-        .clone();
-    analysis::run(&mut c, &mut mna, &tran)
-        .expect("general engine runs")
-        .spikes
+    analysis::run_tran(&mut circuit(&text)).expect("general engine runs")
 }
 
 /// The LIF of `LIF` (τ = 2 ms, R = 10 MΩ, threshold 20 mV above E_L,
@@ -635,7 +630,7 @@ fn dissipated_energy_matches_general_engine() {
             let want: f64 = (0..instances)
                 .map(|i| {
                     let currents: Vec<f64> = inputs.iter().map(|seg| seg[i]).collect();
-                    general_energy(body, &currents)
+                    general_run(body, &currents, ".OPTIONS RELTOL=1e-6").energy_j
                 })
                 .sum();
             eprintln!(
@@ -650,25 +645,4 @@ fn dissipated_energy_matches_general_engine() {
             );
         }
     }
-}
-
-/// The general engine's dissipated energy under piecewise-constant input.
-fn general_energy(body: &str, currents: &[f64]) -> f64 {
-    let mut pwl = String::from("Iin 0 mem PWL(");
-    for (k, &i) in currents.iter().enumerate() {
-        let start = if k == 0 { 0.0 } else { k as f64 * DT + 1e-12 };
-        pwl.push_str(&format!(" {start:e} {i:e} {:e} {i:e}", (k + 1) as f64 * DT));
-    }
-    pwl.push(')');
-    let mut c = circuit(&netlist(body, &pwl, SEGMENTS as f64 * DT));
-    let mut mna = analysis::build(&mut c).unwrap();
-    let tran = c
-        .analyses
-        .iter()
-        .find(|a| matches!(a, Analysis::Tran { .. }))
-        .unwrap()
-        .clone();
-    analysis::run(&mut c, &mut mna, &tran)
-        .expect("general engine runs")
-        .energy_j
 }

@@ -1697,26 +1697,27 @@ fn replay(
     dt: f64,
     instance: usize,
 ) -> Option<f64> {
-    match map.start(plan, input, &s.entry) {
-        Ok((key, variant)) => {
-            let pair = map.pair(key, variant, input)?;
-            let at = Pending {
-                key,
-                variant,
-                tau: 0.0,
-                spiked: false,
-                input,
-            };
-            follow(
-                plan, devs, rec, ctl, s, &pair, at, t0, t_entry, dt, instance,
-            )
-        }
-        Err(Refusal::Missing(a, b)) => {
-            s.missing_cells.extend([a, b]);
-            None
-        }
-        Err(Refusal::Refused) => None,
+    let (key, variant) = match map.start(plan, input, &s.entry) {
+        Ok(found) => found,
+        Err(why) => return refused(s, why),
+    };
+    let at = Pending {
+        key,
+        variant,
+        tau: 0.0,
+        spiked: false,
+        input,
+    };
+    follow(plan, devs, rec, ctl, s, map, at, t0, t_entry, dt, instance)
+}
+
+/// A refused replay: cells the map lacks are noted for building. None, so
+/// that the transient is integrated.
+fn refused(s: &mut Scratch, why: Refusal) -> Option<f64> {
+    if let Refusal::Missing(a, b) = why {
+        s.missing_cells.extend([a, b]);
     }
+    None
 }
 
 /// Go on with the transient of the last step (`ctl.pending`) under this
@@ -1738,30 +1739,25 @@ fn resume(
     instance: usize,
 ) -> Option<f64> {
     s.entry.copy_from_slice(rec.x(0));
-    match map.resume(plan, &p, input, &s.entry, &mut s.exit, &mut s.other) {
-        Ok((key, variant, tau)) => {
-            if input != p.input {
-                ctl.stats.reentries += 1;
-            }
-            let pair = map.pair(key, variant, input)?;
-            let at = Pending {
-                key,
-                variant,
-                tau,
-                spiked: p.spiked,
-                input,
-            };
-            follow(plan, devs, rec, ctl, s, &pair, at, t0, 0.0, dt, instance)
-        }
-        Err(Refusal::Missing(a, b)) => {
-            s.missing_cells.extend([a, b]);
-            None
-        }
-        Err(Refusal::Refused) => None,
+    let (key, variant, tau) = match map.resume(plan, &p, input, &s.entry, &mut s.exit, &mut s.other)
+    {
+        Ok(found) => found,
+        Err(why) => return refused(s, why),
+    };
+    if input != p.input {
+        ctl.stats.reentries += 1;
     }
+    let at = Pending {
+        key,
+        variant,
+        tau,
+        spiked: p.spiked,
+        input,
+    };
+    follow(plan, devs, rec, ctl, s, map, at, t0, 0.0, dt, instance)
 }
 
-/// Replay `pair` from phase `at.tau` at step time t: to its exit if that
+/// Replay the transient `at` (its cell pair) from phase `at.tau` at step time t: to its exit if that
 /// comes before the step's end (the instance continues from the exit
 /// state), else to the step's end, where the instance is left with the
 /// interpolated state and `ctl.pending` says where it is. The spike is
@@ -1774,13 +1770,14 @@ fn follow(
     rec: &mut Record,
     ctl: &mut Control,
     s: &mut Scratch,
-    pair: &Pair,
+    map: &SpikeMap,
     mut at: Pending,
     t0: f64,
     t: f64,
     dt: f64,
     instance: usize,
 ) -> Option<f64> {
+    let pair = map.pair(at.key, at.variant, at.input)?;
     let left = dt - t;
     let ends = pair.t_exit - at.tau <= left - plan.opts.min_step;
     let tau_end = if ends { pair.t_exit } else { at.tau + left };
