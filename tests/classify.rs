@@ -8,8 +8,8 @@ use circsnn::data::{self, Dataset, DatasetKind, Split};
 use circsnn::neuron::{Lif, RateModel};
 use circsnn::snn::metrics::Counts;
 use circsnn::snn::{
-    classify, merge_reports, rate_model_predictions, AbstractNeuron, Fidelity, InputMode, RateMap,
-    Readout, Report, RunSettings, Synapse, SynapseKind, Topology,
+    classify, merge_reports, rate_model_predictions, AbstractNeuron, Fidelity, InputMode,
+    NeuronDevices, RateMap, Readout, Report, RunSettings, Synapse, SynapseKind, Topology,
 };
 use circsnn::train::arch::{ArchSpec, InputShape, LayerSpec, Padding};
 use circsnn::train::{
@@ -246,7 +246,7 @@ fn thread_count_does_not_change_results() {
     assert_eq!(one, run(2, &s, 12));
     assert!(one.iter().all(|r| r.input_spikes > 0.0));
     // The circuit kernel splits its instances over threads as well.
-    let circuit = circuit_of("lif.cir");
+    let circuit = NeuronDevices::nominal(circuit_of("lif.cir"));
     let s = settings(Fidelity::Circuit, vec![3]);
     let (x, labels) = images(f, 0..1);
     let a = rayon::ThreadPoolBuilder::new()

@@ -4,7 +4,9 @@
 use circsnn::analysis;
 use circsnn::circuit::{elaborate, Circuit};
 use circsnn::netlist::parse_str;
-use circsnn::neuron::{rate_curve, NeuronError, NeuronKernel, NeuronModel, NeuronOptions};
+use circsnn::neuron::{
+    rate_curve, NeuronError, NeuronKernel, NeuronModel, NeuronOptions, VariedKernel,
+};
 use circsnn::train::rng::SplitMix64;
 use std::path::Path;
 
@@ -46,7 +48,7 @@ fn random_inputs(seed: u64, instances: usize) -> Vec<Vec<f64>> {
 }
 
 /// Spike trains (absolute times) of every instance under the segment inputs.
-fn kernel_spikes(kernel: &mut NeuronKernel, inputs: &[Vec<f64>]) -> Vec<Vec<f64>> {
+fn kernel_spikes(kernel: &mut dyn NeuronModel, inputs: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let mut trains = vec![Vec::new(); kernel.len()];
     let mut spikes = Vec::new();
     for (k, seg) in inputs.iter().enumerate() {
@@ -645,4 +647,55 @@ fn dissipated_energy_matches_general_engine() {
             );
         }
     }
+}
+
+/// Device variation: instances given different devices (C_m of 0.16, 0.2
+/// and 0.24 nF) spike exactly as a kernel of their own device alone does,
+/// the energy is the sum of the devices' kernels, and at one input current
+/// the smaller membrane fires more.
+#[test]
+fn varied_devices_fire_as_their_own_kernels() {
+    let devices: Vec<Circuit> = ["0.16n", "0.2n", "0.24n"]
+        .iter()
+        .map(|c| neuron(&MIF.replace("0.2n", c)))
+        .collect();
+    let n = 60;
+    let device_of: Vec<usize> = (0..n).map(|i| (i * 7 + i / 5) % 3).collect();
+    let inputs = random_inputs(11, n);
+    let library: Vec<_> = devices.iter().map(|c| (c, None)).collect();
+    let mut varied = VariedKernel::new(&library, &device_of).unwrap();
+    assert_eq!((varied.len(), varied.devices()), (n, 3));
+    let got = kernel_spikes(&mut varied, &inputs);
+    let mut energy = 0.0;
+    for (k, c) in devices.iter().enumerate() {
+        let members: Vec<usize> = (0..n).filter(|&i| device_of[i] == k).collect();
+        let own_inputs: Vec<Vec<f64>> = inputs
+            .iter()
+            .map(|seg| members.iter().map(|&i| seg[i]).collect())
+            .collect();
+        let mut own = NeuronKernel::new(c, members.len(), NeuronOptions::from_circuit(c)).unwrap();
+        let want = kernel_spikes(&mut own, &own_inputs);
+        for (j, &i) in members.iter().enumerate() {
+            assert_eq!(got[i], want[j], "instance {i} (device {k})");
+        }
+        energy += own.energy_dissipated().unwrap();
+    }
+    let total = varied.energy_dissipated().unwrap();
+    assert!(
+        (total - energy).abs() <= 1e-12 * energy,
+        "{total} vs {energy}"
+    );
+
+    varied.reset();
+    let steady = vec![vec![2.5e-9; n]; SEGMENTS];
+    let counts = kernel_spikes(&mut varied, &steady);
+    let count_of = |k: usize| counts[device_of.iter().position(|&d| d == k).unwrap()].len();
+    assert!(
+        count_of(0) > count_of(1) && count_of(1) > count_of(2),
+        "spike counts {} {} {}",
+        count_of(0),
+        count_of(1),
+        count_of(2)
+    );
+    assert!(VariedKernel::new(&library, &[0, 3]).is_err());
 }

@@ -269,3 +269,51 @@ fn accuracy_measure_runs_the_network_on_the_swept_circuit() {
     let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
     assert!(csv.starts_with("index,tsm1.von,accuracy,energy_j_per_inference,spikes_per_image"));
 }
+
+fn network_sweep(data: &Path, out: &Path, threads: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let o = Command::new(env!("CARGO_BIN_EXE_circsnn"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", threads)
+        .args(["sweep", "mif.cir", "--measure", "accuracy", "--limit", "6"])
+        .args(["--steps", "5", "-q", "--data"])
+        .arg(data)
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    lines(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Monte Carlo in a network: each chip draws `--devices` devices and every
+/// neuron gets one of them. σ = 0 reproduces the nominal network exactly; a
+/// list of spreads is a `sigma:` grid axis; a 20 % spread of C_m moves the
+/// spike count; the same seed gives the same lines on 1 and 2 threads.
+#[test]
+fn network_monte_carlo_gives_every_neuron_a_device() {
+    let Some(data) = common::shared_datasets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nominal = network_sweep(&data, &dir.path().join("n"), "2", &["--param", "cm=0.2n"]);
+    let spread = ["--mc", "1", "--devices", "4", "--sigma", "cm=0%,20%"];
+    let one = network_sweep(&data, &dir.path().join("one"), "1", &spread);
+    let two = network_sweep(&data, &dir.path().join("two"), "2", &spread);
+    assert_eq!(one, two);
+    assert_eq!(one.len(), 2);
+    assert_eq!(one[1]["params"]["sigma:cm"], 0.2);
+    assert_eq!(one[0]["mc"]["devices"], 4);
+    for key in ["accuracy", "spikes_per_image", "energy_j_per_inference"] {
+        assert_eq!(one[0][key], nominal[0][key], "{key}");
+    }
+    let spikes = |l: &serde_json::Value| l["spikes_per_image"].as_f64().unwrap();
+    assert_ne!(spikes(&one[1]), spikes(&one[0]));
+    let cm = &one[1]["samples"][0]["factors"]["cm"];
+    assert!(cm["std"].as_f64().unwrap() > 0.01, "{cm}");
+    let csv = std::fs::read_to_string(dir.path().join("one/results.csv")).unwrap();
+    assert!(csv.starts_with("index,sigma:cm,accuracy"), "{csv}");
+}

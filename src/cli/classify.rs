@@ -9,8 +9,8 @@ use crate::netlist;
 use crate::output::line_figure;
 use crate::snn::metrics::{Counts, RunInfo};
 use crate::snn::{
-    classify, merge_reports, rate_model_predictions, AbstractNeuron, Fidelity, InputMode, RateMap,
-    Readout, Report, RunSettings, Synapse, SynapseKind, Topology,
+    classify, merge_reports, rate_model_predictions, AbstractNeuron, Fidelity, InputMode,
+    NeuronDevices, RateMap, Readout, Report, RunSettings, Synapse, SynapseKind, Topology,
 };
 use crate::train::{load_model, Net};
 use anyhow::{bail, Context};
@@ -260,8 +260,8 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
     settings.validate()?;
     let needs_circuit =
         args.fidelity == Fidelity::Circuit || args.compare == Some(Fidelity::Circuit);
-    let circuit = if needs_circuit {
-        Some(load_circuit(&netlist_path)?)
+    let devices = if needs_circuit {
+        Some(NeuronDevices::nominal(load_circuit(&netlist_path)?))
     } else {
         None
     };
@@ -310,7 +310,7 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
     let report = classify_images(
         &mut net,
         &settings,
-        circuit.as_ref(),
+        devices.as_ref(),
         &images,
         &labels,
         info,
@@ -336,7 +336,7 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
 pub fn classify_images(
     net: &mut Net,
     settings: &RunSettings,
-    circuit: Option<&Circuit>,
+    devices: Option<&NeuronDevices>,
     images: &[f32],
     labels: &[usize],
     info: RunInfo,
@@ -364,7 +364,7 @@ pub fn classify_images(
         .collect();
     let run_one = |s: &RunSettings| -> anyhow::Result<crate::snn::ClassifyOutcome> {
         let bar = progress_bar(labels.len(), quiet, s.fidelity.name());
-        let outcome = classify(&topo, &map, s, circuit, images, labels, &|| bar.inc(1))?;
+        let outcome = classify(&topo, &map, s, devices, images, labels, &|| bar.inc(1))?;
         bar.finish_and_clear();
         Ok(outcome)
     };

@@ -17,7 +17,7 @@ pub struct SweepArgs {
     pub netlist: PathBuf,
     /// A swept name and its values: NAME=a:b:n, NAME=a:b:n:dec or NAME=v1,v2,...;
     /// NAME is a .param, model.PARAM or an element; repeat for a grid.
-    #[arg(long = "param", value_name = "NAME=SPEC", required = true)]
+    #[arg(long = "param", value_name = "NAME=SPEC")]
     pub axes: Vec<String>,
     /// What to measure at each point: rate (f–I curve), spikes (the
     /// netlist's .tran), accuracy or energy (both: circuit-faithful
@@ -63,8 +63,13 @@ pub struct SweepArgs {
     #[arg(long, value_name = "N")]
     pub mc: Option<usize>,
     /// Relative spread of a varied value: NAME=5% or NAME=0.05; repeatable.
+    /// A list (NAME=0%,5%,10%) makes the spread a grid axis `sigma:NAME`.
     #[arg(long = "sigma", value_name = "NAME=SIGMA")]
     pub sigmas: Vec<String>,
+    /// Monte Carlo under --measure accuracy|energy: devices drawn per chip;
+    /// every neuron of the network is given one of them at random.
+    #[arg(long, default_value_t = 16)]
+    pub devices: usize,
     /// Seed of the Monte Carlo draws.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -73,73 +78,85 @@ pub struct SweepArgs {
     pub distribution: String,
 }
 
-/// `--mc N --sigma NAME=S ...` as a [`MonteCarlo`](sweep::MonteCarlo).
-fn monte_carlo(args: &SweepArgs) -> anyhow::Result<Option<sweep::MonteCarlo>> {
+/// `--mc N --sigma NAME=S ...` as a [`MonteCarlo`](sweep::MonteCarlo), and
+/// the `sigma:NAME` grid axes of the spreads given as lists.
+fn monte_carlo(
+    args: &SweepArgs,
+) -> anyhow::Result<(Option<sweep::MonteCarlo>, Vec<(String, Vec<f64>)>)> {
     let Some(samples) = args.mc else {
         if !args.sigmas.is_empty() {
             bail!("--sigma needs --mc N (the number of devices drawn per point)");
         }
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
-    if samples == 0 || args.sigmas.is_empty() {
-        bail!("--mc needs at least one sample and at least one --sigma NAME=SIGMA");
+    if samples == 0 || args.sigmas.is_empty() || args.devices == 0 {
+        bail!("--mc needs at least one sample, --devices at least one device, and at least one --sigma NAME=SIGMA");
     }
-    let sigmas = args
-        .sigmas
-        .iter()
-        .map(|s| {
-            let (name, value) = s.split_once('=').ok_or_else(|| {
-                anyhow::anyhow!("--sigma {s}: expected NAME=SIGMA, e.g. tsm1.ron=5%")
-            })?;
-            let sigma = match value.trim().strip_suffix('%') {
-                Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
-                None => value.trim().parse::<f64>(),
-            }
-            .map_err(|_| {
-                anyhow::anyhow!("--sigma {s}: '{value}' is not a number or a percentage")
-            })?;
-            if !(sigma >= 0.0 && sigma.is_finite()) {
-                bail!("--sigma {s}: the spread must be a finite number ≥ 0");
-            }
-            Ok((name.trim().to_ascii_lowercase(), sigma))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Some(sweep::MonteCarlo {
-        samples,
-        sigmas,
-        seed: args.seed,
-        lognormal: args.distribution == "lognormal",
-    }))
+    let mut sigmas = Vec::new();
+    let mut axes = Vec::new();
+    for s in &args.sigmas {
+        let (name, list) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--sigma {s}: expected NAME=SIGMA, e.g. tsm1.ron=5%"))?;
+        let name = name.trim().to_ascii_lowercase();
+        let values = list
+            .split(',')
+            .map(|value| {
+                let sigma = match value.trim().strip_suffix('%') {
+                    Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+                    None => value.trim().parse::<f64>(),
+                }
+                .map_err(|_| {
+                    anyhow::anyhow!("--sigma {s}: '{value}' is not a number or a percentage")
+                })?;
+                if !(sigma >= 0.0 && sigma.is_finite()) {
+                    bail!("--sigma {s}: the spread must be a finite number ≥ 0");
+                }
+                Ok(sigma)
+            })
+            .collect::<anyhow::Result<Vec<f64>>>()?;
+        sigmas.push((name.clone(), values[0]));
+        if values.len() > 1 {
+            axes.push((format!("{}{name}", sweep::SIGMA_AXIS), values));
+        }
+    }
+    Ok((
+        Some(sweep::MonteCarlo {
+            samples,
+            sigmas,
+            seed: args.seed,
+            lognormal: args.distribution == "lognormal",
+            devices: args.devices,
+        }),
+        axes,
+    ))
 }
 
 pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
     let netlist = resolve_netlist(&args.netlist)?;
-    let axes = args
+    let mut axes = args
         .axes
         .iter()
         .map(|a| grid::parse_axis(a))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--param {e}"))?;
     let fixed = parse_overrides(&args.fixed)?;
-    let mc = monte_carlo(&args)?;
+    let (mc, sigma_axes) = monte_carlo(&args)?;
+    // Without axes the grid is the one nominal point.
+    axes.extend(sigma_axes);
     let measure = match args.measure.as_str() {
         "rate" => Measure::Rate {
             currents: args.currents.clone(),
         },
         "spikes" => Measure::Spikes,
-        _ => {
-            if mc.is_some() {
-                bail!("--measure {}: Monte Carlo in a network needs every neuron to get its own device, which the batched engine does not support yet; sweep the varied value with --param instead", args.measure);
-            }
-            Measure::Accuracy(std::sync::Arc::new(super::classify::sweep_setup(
-                &netlist,
-                args.model.as_deref(),
-                args.dataset,
-                args.data.as_deref(),
-                args.limit,
-                args.steps,
-            )?))
-        }
+        _ => Measure::Accuracy(std::sync::Arc::new(super::classify::sweep_setup(
+            &netlist,
+            args.model.as_deref(),
+            args.dataset,
+            args.data.as_deref(),
+            args.limit,
+            args.steps,
+        )?)),
     };
     let (k, n) = match &args.shard {
         Some(s) => super::parse_shard(s)?,
@@ -162,6 +179,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
             "sigma": m.sigmas.iter().map(|(n, s)| serde_json::json!([n, s])).collect::<Vec<_>>(),
             "seed": m.seed,
             "distribution": args.distribution,
+            "devices": m.devices,
         })),
     });
     let def_path = args.out.join("sweep.json");

@@ -12,6 +12,8 @@
 //!   stepped by a branch-free structure-of-arrays loop with the exact
 //!   scalar update as the slow path for spikes and refractory instances.
 //! - [`rate`]: steady-state f–I curves measured with the batched engine.
+//! - [`varied`]: device-to-device variation, instances drawn from a library
+//!   of devices, one kernel (and spike map) per device.
 //!
 //! Every neuron type implements [`NeuronModel`] (the *step* view); the
 //! abstract ones also implement [`RateModel`] (the *rate* view).
@@ -21,12 +23,14 @@ pub mod cache;
 mod kernel;
 pub mod quiescent;
 pub mod rate;
+pub mod varied;
 pub mod workload;
 
 pub use abstract_models::{AnalyticMif, Lif, SpikingRelu};
 pub use cache::{rate_curve_cached, RateCurveData};
 pub use kernel::{KernelStats, NeuronKernel, NeuronOptions, SpikeMap};
 pub use rate::{rate_curve, rate_curve_with, rate_from_spikes};
+pub use varied::VariedKernel;
 
 /// Errors of the neuron engines. Messages name the circuit (its title) and
 /// the instance where that helps.

@@ -30,7 +30,7 @@ pub mod topology;
 
 pub use metrics::{merge_reports, Counts, Report, RunInfo, StepsAccuracy};
 pub use network::{ImageResult, Network, RunSettings};
-pub use neurons::{AbstractNeuron, Fidelity, InputMode, RateIf, RateMap, Readout};
+pub use neurons::{AbstractNeuron, Fidelity, InputMode, NeuronDevices, RateIf, RateMap, Readout};
 pub use run::{classify, rate_model_predictions, ClassifyOutcome};
 pub use synapse::{Synapse, SynapseKind};
 pub use topology::Topology;

@@ -9,12 +9,13 @@
 //! advance by dt and their spikes are this layer's events. Only layers below
 //! with events cost scatter work, so the cost grows with the spike count.
 
-use super::neurons::{AbstractNeuron, Fidelity, InputMode, Neurons, RateIf, RateMap, Readout};
+use super::neurons::{
+    AbstractNeuron, Fidelity, InputMode, NeuronDevices, Neurons, RateIf, RateMap, Readout,
+};
 use super::synapse::Synapse;
 use super::topology::Topology;
 use super::{Result, SnnError};
-use crate::circuit::Circuit;
-use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap};
+use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap, VariedKernel};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -129,8 +130,8 @@ impl<'a> Network<'a> {
         topo: &'a Topology,
         map: &'a RateMap,
         settings: &'a RunSettings,
-        circuit: Option<&Circuit>,
-        spike_map: Option<&Arc<SpikeMap>>,
+        devices: Option<&NeuronDevices>,
+        spike_maps: &[Option<Arc<SpikeMap>>],
     ) -> Result<Self> {
         settings.validate()?;
         if settings.fidelity == Fidelity::Circuit && !map.is_current() {
@@ -144,7 +145,7 @@ impl<'a> Network<'a> {
             let spiking = k < last || settings.readout == Readout::Count;
             let neurons = if spiking {
                 Some(make_neurons(
-                    settings, map, pop.size, circuit, spike_map, k,
+                    settings, map, pop.size, devices, spike_maps, k,
                 )?)
             } else {
                 None
@@ -386,8 +387,8 @@ fn make_neurons(
     settings: &RunSettings,
     map: &RateMap,
     n: usize,
-    circuit: Option<&Circuit>,
-    spike_map: Option<&Arc<SpikeMap>>,
+    devices: Option<&NeuronDevices>,
+    spike_maps: &[Option<Arc<SpikeMap>>],
     layer: usize,
 ) -> Result<Neurons> {
     Ok(match settings.fidelity {
@@ -397,19 +398,34 @@ fn make_neurons(
             AbstractNeuron::Lif => Neurons::Spiking(Box::new(map.matched_lif(n)?)),
         },
         Fidelity::Circuit => {
-            let circuit = circuit.ok_or_else(|| {
+            let devices = devices.ok_or_else(|| {
                 SnnError::Settings("circuit fidelity needs the neuron netlist".into())
             })?;
             let neuron_error = |source| SnnError::Neuron {
                 layer: layer + 1,
                 source,
             };
-            let mut kernel = NeuronKernel::new(circuit, n, NeuronOptions::from_circuit(circuit))
-                .map_err(neuron_error)?;
-            if let Some(m) = spike_map {
-                kernel.use_spike_map(m.clone()).map_err(neuron_error)?;
+            let map_of = |k: usize| spike_maps.get(k).cloned().flatten();
+            if devices.is_nominal() {
+                let circuit = &devices.variants()[0];
+                let mut kernel =
+                    NeuronKernel::new(circuit, n, NeuronOptions::from_circuit(circuit))
+                        .map_err(neuron_error)?;
+                if let Some(m) = map_of(0) {
+                    kernel.use_spike_map(m).map_err(neuron_error)?;
+                }
+                Neurons::Spiking(Box::new(kernel))
+            } else {
+                let library: Vec<_> = devices
+                    .variants()
+                    .iter()
+                    .enumerate()
+                    .map(|(k, c)| (c, map_of(k)))
+                    .collect();
+                let kernel = VariedKernel::new(&library, &devices.assignment(layer, n))
+                    .map_err(neuron_error)?;
+                Neurons::Spiking(Box::new(kernel))
             }
-            Neurons::Spiking(Box::new(kernel))
         }
     })
 }

@@ -12,7 +12,9 @@
 //! abstract spiking neuron matched to the same rate curve ([`AbstractNeuron`]).
 
 use super::{Result, SnnError};
+use crate::circuit::Circuit;
 use crate::neuron::{check_advance_args, Lif, NeuronError, NeuronModel, RateModel};
+use crate::train::rng::SplitMix64;
 use crate::train::{Activation, RateCurve, SoftLif};
 use serde::{Deserialize, Serialize};
 
@@ -267,6 +269,52 @@ impl NeuronModel for RateIf {
 impl RateModel for RateIf {
     fn rate(&self, current: f64) -> f64 {
         self.map.rate_hz(current)
+    }
+}
+
+/// The neuron circuits of a circuit-fidelity network: one nominal device
+/// for every neuron, or device-to-device variation, where every neuron of
+/// every layer is given one device of a library of drawn devices, uniformly
+/// at random (seeded by `seed`, the layer and the neuron), so that the same
+/// seed builds the same chip whatever thread builds it.
+pub struct NeuronDevices {
+    variants: Vec<Circuit>,
+    seed: u64,
+}
+
+impl NeuronDevices {
+    /// Every neuron is `circuit`.
+    pub fn nominal(circuit: Circuit) -> Self {
+        NeuronDevices {
+            variants: vec![circuit],
+            seed: 0,
+        }
+    }
+
+    /// Every neuron gets one of `variants` (at least one).
+    pub fn drawn(variants: Vec<Circuit>, seed: u64) -> Result<Self> {
+        if variants.is_empty() {
+            return Err(SnnError::Settings(
+                "a device library needs at least one device".into(),
+            ));
+        }
+        Ok(NeuronDevices { variants, seed })
+    }
+
+    pub fn variants(&self) -> &[Circuit] {
+        &self.variants
+    }
+
+    /// Whether every neuron is the same device.
+    pub fn is_nominal(&self) -> bool {
+        self.variants.len() == 1
+    }
+
+    /// The device of each of the `n` neurons of layer `layer`.
+    pub fn assignment(&self, layer: usize, n: usize) -> Vec<usize> {
+        let k = self.variants.len();
+        let mut rng = SplitMix64::derive(self.seed, &[layer as u64]);
+        (0..n).map(|_| rng.below(k)).collect()
     }
 }
 

@@ -7,11 +7,9 @@
 //! number of threads.
 
 use super::network::{ImageResult, Network, RunSettings};
-use super::neurons::Fidelity;
-use super::neurons::RateMap;
+use super::neurons::{Fidelity, NeuronDevices, RateMap};
 use super::topology::Topology;
 use super::{Result, SnnError};
-use crate::circuit::Circuit;
 use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap};
 use crate::train::net::Mode;
 use crate::train::Net;
@@ -32,7 +30,7 @@ pub fn classify(
     topo: &Topology,
     map: &RateMap,
     settings: &RunSettings,
-    circuit: Option<&Circuit>,
+    devices: Option<&NeuronDevices>,
     images: &[f32],
     labels: &[usize],
     progress: &(dyn Fn() + Sync),
@@ -45,16 +43,15 @@ pub fn classify(
             labels.len()
         )));
     }
-    let spike_map = shared_spike_map(map, settings, circuit)?;
-    let spike_map = spike_map.as_ref();
+    let spike_maps = shared_spike_maps(map, settings, devices)?;
     // Build one network up front so that setting errors surface once.
-    drop(Network::new(topo, map, settings, circuit, spike_map)?);
+    drop(Network::new(topo, map, settings, devices, &spike_maps)?);
     let start = Instant::now();
     let results: Vec<Result<ImageResult>> = images
         .par_chunks(len.max(1))
         .zip(labels.par_iter())
         .map_init(
-            || Network::new(topo, map, settings, circuit, spike_map),
+            || Network::new(topo, map, settings, devices, &spike_maps),
             |net, (image, &label)| {
                 let r = match net {
                     Ok(net) => net.run_image(image, label),
@@ -72,19 +69,20 @@ pub fn classify(
     })
 }
 
-/// The spike map every circuit kernel of the run replays from, built up
-/// front over the currents the network can drive (from just below the rate
-/// curve's rheobase to twice the top of its measured range, times the
-/// firing-rate scale) and frozen: an image's result then does not depend
-/// on which images ran before it on the same thread.
-fn shared_spike_map(
+/// The spike map of each device that the circuit kernels of the run replay
+/// from, built up front over the currents the network can drive (from just
+/// below the rate curve's rheobase to twice the top of its measured range,
+/// times the firing-rate scale) and frozen: an image's result then does not
+/// depend on which images ran before it on the same thread. Empty without
+/// circuits; a device without a map has None.
+fn shared_spike_maps(
     map: &RateMap,
     settings: &RunSettings,
-    circuit: Option<&Circuit>,
-) -> Result<Option<Arc<SpikeMap>>> {
-    let (Fidelity::Circuit, Some(circuit), Some(curve)) = (settings.fidelity, circuit, map.curve())
+    devices: Option<&NeuronDevices>,
+) -> Result<Vec<Option<Arc<SpikeMap>>>> {
+    let (Fidelity::Circuit, Some(devices), Some(curve)) = (settings.fidelity, devices, map.curve())
     else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let top = curve.spec().current_a.iter().fold(0.0f64, |m, &i| m.max(i));
     let (i_min, i_max) = (
@@ -92,15 +90,21 @@ fn shared_spike_map(
         2.0 * top * settings.scale_firing_rates,
     );
     if !(i_min > 0.0 && i_max > i_min) {
-        return Ok(None);
+        return Ok(vec![None; devices.variants().len()]);
     }
     let neuron_error = |source| SnnError::Neuron { layer: 1, source };
-    let mut kernel = NeuronKernel::new(circuit, 1, NeuronOptions::from_circuit(circuit))
-        .map_err(neuron_error)?;
-    kernel
-        .prebuild_spike_map(i_min, i_max)
-        .map_err(neuron_error)?;
-    Ok(kernel.spike_map())
+    devices
+        .variants()
+        .par_iter()
+        .map(|circuit| {
+            let mut kernel = NeuronKernel::new(circuit, 1, NeuronOptions::from_circuit(circuit))
+                .map_err(neuron_error)?;
+            kernel
+                .prebuild_spike_map(i_min, i_max)
+                .map_err(neuron_error)?;
+            Ok(kernel.spike_map())
+        })
+        .collect()
 }
 
 /// The ANN's (rate model's) class for each image, in evaluation mode.

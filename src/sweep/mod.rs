@@ -10,6 +10,11 @@
 //! seeded per (seed, point, sample), so a sweep gives the same numbers
 //! whatever the thread count, shard or resume, and σ = 0 reproduces the
 //! nominal device exactly.
+//!
+//! Under a network measure (accuracy, energy) a sample is a whole chip:
+//! `devices` devices are drawn (seeded per device as well) and every neuron
+//! of the network is given one of them at random ([`NeuronDevices`]). A
+//! grid axis `sigma:NAME` sweeps the spread of NAME itself.
 
 pub mod grid;
 pub mod results;
@@ -18,7 +23,7 @@ use crate::analysis;
 use crate::circuit;
 use crate::netlist::{self, Expr};
 use crate::neuron::rate_curve;
-use crate::snn::{RateMap, RunSettings, Topology};
+use crate::snn::{NeuronDevices, RateMap, RunSettings, Topology};
 use crate::train::rng::SplitMix64;
 use anyhow::Context;
 use grid::Point;
@@ -40,8 +45,8 @@ pub enum Measure {
 
 /// The classifier of the accuracy measure, built once per sweep: the
 /// converted network, its run settings and the prepared test images. Every
-/// neuron of the network is the point's circuit (one device shared by all
-/// neurons: the network-level variation of one drawn device).
+/// neuron of the network is the point's circuit, or under Monte Carlo, one
+/// of the sample's drawn devices.
 pub struct ClassifySetup {
     pub topo: Topology,
     pub map: RateMap,
@@ -58,13 +63,53 @@ pub struct MonteCarlo {
     pub sigmas: Vec<(String, f64)>,
     pub seed: u64,
     pub lognormal: bool,
+    /// Devices drawn per sample under a network measure: every neuron gets
+    /// one of them.
+    pub devices: usize,
 }
+
+/// The prefix of a grid axis that sweeps a Monte Carlo spread: the axis
+/// `sigma:tsm1.ron` sets σ of `tsm1.ron` at each point.
+pub const SIGMA_AXIS: &str = "sigma:";
 
 impl MonteCarlo {
     /// The factors of sample `sample` at grid point `point`, in the order of
     /// `sigmas`.
     pub fn factors(&self, point: usize, sample: usize) -> anyhow::Result<Vec<(String, f64)>> {
-        let mut rng = SplitMix64::derive(self.seed, &[point as u64, sample as u64]);
+        self.draw(point, sample, &[point as u64, sample as u64])
+    }
+
+    /// The factors of device `device` of sample (chip) `sample` at `point`.
+    pub fn device_factors(
+        &self,
+        point: usize,
+        sample: usize,
+        device: usize,
+    ) -> anyhow::Result<Vec<(String, f64)>> {
+        self.draw(point, sample, &[point as u64, sample as u64, device as u64])
+    }
+
+    /// This Monte Carlo with the spreads that the point's `sigma:` axes set.
+    fn at(&self, point: &Point) -> MonteCarlo {
+        let mut mc = self.clone();
+        for (axis, value) in &point.values {
+            if let Some(name) = axis.strip_prefix(SIGMA_AXIS) {
+                match mc.sigmas.iter_mut().find(|(n, _)| n == name) {
+                    Some(entry) => entry.1 = *value,
+                    None => mc.sigmas.push((name.to_string(), *value)),
+                }
+            }
+        }
+        mc
+    }
+
+    fn draw(
+        &self,
+        point: usize,
+        sample: usize,
+        counters: &[u64],
+    ) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut rng = SplitMix64::derive(self.seed, counters);
         self.sigmas
             .iter()
             .map(|(name, sigma)| {
@@ -108,7 +153,13 @@ pub fn measure_point(
     mc: Option<&MonteCarlo>,
 ) -> anyhow::Result<serde_json::Value> {
     let mut overrides = base.to_vec();
-    overrides.extend(point.values.iter().map(|(n, v)| (n.clone(), Expr::Num(*v))));
+    overrides.extend(
+        point
+            .values
+            .iter()
+            .filter(|(n, _)| !n.starts_with(SIGMA_AXIS))
+            .map(|(n, v)| (n.clone(), Expr::Num(*v))),
+    );
     let params: serde_json::Map<String, serde_json::Value> = point
         .values
         .iter()
@@ -123,19 +174,29 @@ pub fn measure_point(
         merge(&mut line, features);
         return Ok(line);
     };
-    let samples: Vec<anyhow::Result<serde_json::Value>> = (0..mc.samples)
-        .into_par_iter()
-        .map(|j| {
-            let factors = mc.factors(point.index, j)?;
-            let mut sample = measure_device(&parsed, netlist, &overrides, &factors, measure)?;
-            sample["factors"] = factors
-                .iter()
-                .map(|(n, f)| (n.clone(), (*f).into()))
-                .collect::<serde_json::Map<_, _>>()
-                .into();
-            Ok(sample)
-        })
-        .collect();
+    let mc = &mc.at(point);
+    let samples: Vec<anyhow::Result<serde_json::Value>> = if let Measure::Accuracy(setup) = measure
+    {
+        // One chip at a time: each classifies its images in parallel, and
+        // the spike maps of its devices are large.
+        (0..mc.samples)
+            .map(|j| measure_chip(&parsed, netlist, &overrides, mc, point.index, j, setup))
+            .collect()
+    } else {
+        (0..mc.samples)
+            .into_par_iter()
+            .map(|j| {
+                let factors = mc.factors(point.index, j)?;
+                let mut sample = measure_device(&parsed, netlist, &overrides, &factors, measure)?;
+                sample["factors"] = factors
+                    .iter()
+                    .map(|(n, f)| (n.clone(), (*f).into()))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+                Ok(sample)
+            })
+            .collect()
+    };
     let samples = samples
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()
@@ -145,19 +206,14 @@ pub fn measure_point(
         .map_or(serde_json::Value::Null, |s| s["measure"].clone());
     line["mc"] = serde_json::json!({
         "samples": mc.samples,
+        "devices": matches!(measure, Measure::Accuracy(_)).then_some(mc.devices),
         "seed": mc.seed,
         "distribution": if mc.lognormal { "lognormal" } else { "gaussian" },
         "sigma": mc.sigmas.iter().map(|(n, s)| (n.clone(), (*s).into())).collect::<serde_json::Map<_, _>>(),
     });
     // Each scalar feature: the mean at its own name (so tables and figures
     // read MC lines like nominal ones), and its spread.
-    for key in [
-        "rheobase_a",
-        "max_rate_hz",
-        "slope_hz_per_a",
-        "spike_count",
-        "first_spike_s",
-    ] {
+    for key in FEATURES {
         let values: Vec<f64> = samples
             .iter()
             .filter_map(|s| s.get(key)?.as_f64())
@@ -234,31 +290,85 @@ fn measure_device(
             out["first_spike_s"] = r.spikes.first().copied().into();
         }
         Measure::Accuracy(setup) => {
-            let outcome = crate::snn::classify(
-                &setup.topo,
-                &setup.map,
-                &setup.settings,
-                Some(&c),
-                &setup.images,
-                &setup.labels,
-                &|| {},
-            )?;
-            let n = outcome.results.len().max(1) as f64;
-            let correct = outcome
-                .results
-                .iter()
-                .filter(|r| r.top2.last().map(|t| t[0]) == Some(r.label))
-                .count();
-            let energy: Option<f64> = outcome.results.iter().map(|r| r.energy_j).sum();
-            let spikes: f64 = outcome.results.iter().flat_map(|r| &r.spikes).sum();
-            out["measure"] = "accuracy".into();
-            out["images"] = outcome.results.len().into();
-            out["accuracy"] = (correct as f64 / n).into();
-            out["energy_j_per_inference"] = energy.map(|e| e / n).into();
-            out["spikes_per_image"] = (spikes / n).into();
+            out = classify_features(setup, &NeuronDevices::nominal(c))?;
         }
     }
     Ok(out)
+}
+
+/// Measure one chip of a network Monte Carlo: `mc.devices` devices drawn
+/// for sample `sample` of point `point`, every neuron given one of them.
+fn measure_chip(
+    parsed: &netlist::Netlist,
+    path: &Path,
+    overrides: &[(String, Expr)],
+    mc: &MonteCarlo,
+    point: usize,
+    sample: usize,
+    setup: &ClassifySetup,
+) -> anyhow::Result<serde_json::Value> {
+    let factors = (0..mc.devices.max(1))
+        .map(|d| mc.device_factors(point, sample, d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let devices = if factors.iter().flatten().all(|(_, f)| *f == 1.0) {
+        // σ = 0: the nominal chip, and the same numbers as without --mc.
+        vec![circuit::elaborate_scaled(parsed, overrides, &[])]
+    } else {
+        factors
+            .iter()
+            .map(|f| circuit::elaborate_scaled(parsed, overrides, f))
+            .collect()
+    };
+    let devices = devices
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
+    let seed = crate::train::rng::mix(mc.seed, &[point as u64, sample as u64]);
+    let mut out = classify_features(setup, &NeuronDevices::drawn(devices, seed)?)?;
+    // The drawn factors, summarised per varied name.
+    out["factors"] = mc
+        .sigmas
+        .iter()
+        .enumerate()
+        .map(|(k, (name, _))| {
+            let v: Vec<f64> = factors.iter().map(|f| f[k].1).collect();
+            (name.clone(), distribution(&v))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    Ok(out)
+}
+
+/// Accuracy, energy per inference and spikes per image of the network with
+/// `devices` on the setup's images.
+fn classify_features(
+    setup: &ClassifySetup,
+    devices: &NeuronDevices,
+) -> anyhow::Result<serde_json::Value> {
+    let outcome = crate::snn::classify(
+        &setup.topo,
+        &setup.map,
+        &setup.settings,
+        Some(devices),
+        &setup.images,
+        &setup.labels,
+        &|| {},
+    )?;
+    let n = outcome.results.len().max(1) as f64;
+    let correct = outcome
+        .results
+        .iter()
+        .filter(|r| r.top2.last().map(|t| t[0]) == Some(r.label))
+        .count();
+    let energy: Option<f64> = outcome.results.iter().map(|r| r.energy_j).sum();
+    let spikes: f64 = outcome.results.iter().flat_map(|r| &r.spikes).sum();
+    Ok(serde_json::json!({
+        "measure": "accuracy",
+        "images": outcome.results.len(),
+        "accuracy": correct as f64 / n,
+        "energy_j_per_inference": energy.map(|e| e / n),
+        "spikes_per_image": spikes / n,
+    }))
 }
 
 fn merge(line: &mut serde_json::Value, features: serde_json::Value) {
@@ -309,7 +419,11 @@ pub fn run_points(
     out: &Path,
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<()> {
-    let chunk = rayon::current_num_threads().max(1) * 2;
+    // A network measure parallelises inside each point, over its images.
+    let chunk = match measure {
+        Measure::Accuracy(_) => 1,
+        _ => rayon::current_num_threads().max(1) * 2,
+    };
     for block in points.chunks(chunk) {
         let lines: Vec<anyhow::Result<serde_json::Value>> = block
             .par_iter()
