@@ -145,11 +145,33 @@ pub struct Memristor {
     s_xa: Slot,
     s_xb: Slot,
     s_xx: Slot,
+    /// The quiescent region's (enter, leave) levels of the device voltage,
+    /// from the model at construction; None where the device has none.
+    quiescent_levels: Option<(f64, f64)>,
+}
+
+/// Where the OFF state ends: for small x the state follows x ≈ r·s with
+/// r = τ_off/τ_on, and with the threshold feedback the fold of that branch
+/// lies V_s·(ln(ΔV/V_s) + ln r + 1) below V_on (ΔV = V_on − V_off). The
+/// margin below the fold is one V_s, plus ln r for a slow device: the
+/// quiescent model drops the small state it would hold there,
+/// x ≈ (V_s/ΔV)·e^{-2}/r, which a slow device remembers; this keeps it near
+/// 1e-6 for MIF2's M2. A fast device forgets it within τ_on once the
+/// integrator takes over. The region is entered 2·V_s below where it is left.
+fn quiescent_levels(m: &TsmModel) -> Option<(f64, f64)> {
+    let dv = m.von - m.voff;
+    let memory = (m.toff / m.ton).ln();
+    let fold = m.vs * ((dv / m.vs).max(1.0).ln() + memory + 1.0);
+    let margin = m.vs * (1.0 + memory.max(0.0));
+    let leave = m.von - dv * QUIESCENT_STATE - fold - margin;
+    let enter = leave - 2.0 * m.vs;
+    (enter > 0.0).then_some((enter, leave))
 }
 
 impl Memristor {
     pub fn new(name: String, a: Node, b: Node, model: TsmModel, x0: f64) -> Self {
         Memristor {
+            quiescent_levels: quiescent_levels(&model),
             name,
             a,
             b,
@@ -207,25 +229,10 @@ impl Device for Memristor {
         false
     }
     fn quiescent(&self, x: &[f64], bounds: &mut Vec<QuiescentBound>) -> bool {
-        let m = &self.model;
-        if x[self.state] > QUIESCENT_STATE {
+        let Some((enter, leave)) = self.quiescent_levels else {
             return false;
-        }
-        // Where the OFF state ends: for small x the state follows
-        // x ≈ r·s with r = τ_off/τ_on, and with the threshold feedback the
-        // fold of that branch lies V_s·(ln(ΔV/V_s) + ln r + 1) below V_on
-        // (ΔV = V_on − V_off). The margin below the fold is one V_s, plus
-        // ln r for a slow device: the quiescent model drops the small
-        // state it would hold there, x ≈ (V_s/ΔV)·e^{-2}/r, which a slow
-        // device remembers; this keeps it near 1e-6 for MIF2's M2. A fast
-        // device forgets it within τ_on once the integrator takes over.
-        let dv = m.von - m.voff;
-        let memory = (m.toff / m.ton).ln();
-        let fold = m.vs * ((dv / m.vs).max(1.0).ln() + memory + 1.0);
-        let margin = m.vs * (1.0 + memory.max(0.0));
-        let leave = m.von - dv * QUIESCENT_STATE - fold - margin;
-        let enter = leave - 2.0 * m.vs;
-        if enter <= 0.0 {
+        };
+        if x[self.state] > QUIESCENT_STATE {
             return false;
         }
         for (plus, minus) in [(self.a, self.b), (self.b, self.a)] {

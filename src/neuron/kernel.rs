@@ -524,6 +524,10 @@ struct Variant {
     /// (the input's and the voltage sources' delivered energy, per ampere
     /// of input and absolute); empty without an energy account.
     integrals: Vec<f64>,
+    /// The integrals at the spike and at `t_exit`, where most replays'
+    /// energy intervals start or end (no search through the record).
+    spike_integral: [f64; 2],
+    exit_integral: [f64; 2],
 }
 
 /// Cumulative integrals of a record for [`Variant::integrals`]
@@ -593,6 +597,8 @@ impl Variant {
     ) -> Self {
         let mut v = Variant {
             exit_state: Vec::new(),
+            spike_integral: [0.0; 2],
+            exit_integral: [0.0; 2],
             integrals,
             entry,
             spike,
@@ -605,6 +611,8 @@ impl Variant {
         if v.state_at(t_exit, &mut exit) {
             v.exit_state = exit;
         }
+        v.spike_integral = v.search_integral(spike);
+        v.exit_integral = v.search_integral(t_exit);
         v
     }
 
@@ -662,7 +670,21 @@ impl Variant {
 
     /// The cumulative integrals at time t since the entry (linear between
     /// recorded points; [0, 0] without an energy account or past the record).
+    #[inline]
     fn integral_at(&self, t: f64) -> [f64; 2] {
+        if t <= 0.0 {
+            // Integrals count from the entry.
+            [0.0; 2]
+        } else if t == self.spike {
+            self.spike_integral
+        } else if t == self.t_exit {
+            self.exit_integral
+        } else {
+            self.search_integral(t)
+        }
+    }
+
+    fn search_integral(&self, t: f64) -> [f64; 2] {
         let m = self.times.len();
         if self.integrals.len() != 2 * m {
             return [0.0; 2];
@@ -753,6 +775,9 @@ impl<'m> Pair<'m> {
         if tau == self.t_exit && cell.t_exit - cell.spike == self.t_exit_after_spike {
             // The cell's own exit, exactly (its state there is stored).
             return cell.t_exit;
+        }
+        if tau == self.spike {
+            return cell.spike;
         }
         if tau <= self.spike && self.spike > 0.0 {
             tau * cell.spike / self.spike

@@ -292,9 +292,13 @@ impl QuiescentModel {
         let mut moving = 0;
         let mut single = (0.0, 1.0);
         let mut at_h = steady;
+        // Each term a·e^{−t/τ} is monotone, so its largest value over
+        // [0, h] is at an end: their sum bounds b(t) from above.
+        let mut ceiling = steady;
         for k in 0..r {
             let a = s.coefficients[k] * self.shape_of(b, k);
             at_h += a * s.decay[k];
+            ceiling += a.max(a * s.decay[k]);
             if a.abs() > negligible {
                 moving += 1;
                 single = (a, self.tau[k]);
@@ -302,6 +306,7 @@ impl QuiescentModel {
         }
         match moving {
             0 => None,
+            _ if ceiling <= level => None,
             // One mode: b(t) = steady + a·e^{−t/τ}, monotone.
             1 => {
                 if at_h <= level {
