@@ -489,3 +489,41 @@ fn shipped_mif_model_classifies_200_mnist_images_as_circuits() {
         "energy {energy} J per inference"
     );
 }
+
+/// A CIFAR-family network (batch norm, average pooling straight before the
+/// dense output layer) converts: the topology's dense forward pass equals
+/// the ANN's on random images, and the last connection carries the pool.
+#[test]
+fn cifar_topology_with_pooling_before_the_output_reproduces_the_ann() {
+    let options = circsnn::train::arch::ArchOptions {
+        dropout: 0.25,
+        batch_norm: true,
+        base_channels: 4,
+    };
+    let input = InputShape {
+        channels: 3,
+        height: 32,
+        width: 32,
+    };
+    let arch = circsnn::train::arch::by_name("cifar-conv2", input, 10, &options).unwrap();
+    let net = Net::new(arch, Activation::RateCurve(lif_curve()), 3).unwrap();
+    let topo = Topology::from_net(&net).unwrap();
+    assert_eq!(
+        topo.populations.iter().map(|p| p.size).collect::<Vec<_>>(),
+        vec![4 * 32 * 32, 4 * 32 * 32, 10]
+    );
+    assert_eq!(topo.connections[2].pools.len(), 1);
+    let len = 3 * 32 * 32;
+    let mut rng = circsnn::train::rng::SplitMix64::new(5);
+    let x: Vec<f32> = (0..2 * len).map(|_| rng.next_f64() as f32).collect();
+    let logits = net.clone().forward(&x, circsnn::train::net::Mode::Eval);
+    for k in 0..2 {
+        let out = topo.dense_forward(&x[k * len..(k + 1) * len], |z| net.activation.eval(z).0);
+        for (a, b) in out.iter().zip(&logits[k * 10..(k + 1) * 10]) {
+            assert!(
+                (a - *b as f64).abs() < 1e-3 * (1.0 + b.abs() as f64),
+                "{a} vs {b}"
+            );
+        }
+    }
+}

@@ -360,18 +360,15 @@ impl Topology {
                 "the network must end in a weighted layer (the output layer)".into(),
             ));
         };
-        if !pools.is_empty() {
-            return Err(model_err(
-                "pooling after the output layer is not supported".into(),
-            ));
-        }
+        // Pools after the last activation feed the output layer (pooling
+        // after the output layer itself is refused above).
         populations.push(PopulationSpec {
             name,
             size: w.out_len(),
             bias,
         });
         connections.push(Connection {
-            pools: Vec::new(),
+            pools: std::mem::take(&mut pools),
             weighted: w,
         });
         if populations.last().map(|p| p.size) != Some(net.arch.classes) {
