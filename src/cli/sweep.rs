@@ -78,11 +78,14 @@ pub struct SweepArgs {
     pub distribution: String,
 }
 
+/// A grid axis: a swept name and its values.
+type Axis = (String, Vec<f64>);
+
 /// `--mc N --sigma NAME=S ...` as a [`MonteCarlo`](sweep::MonteCarlo), and
 /// the `sigma:NAME` grid axes of the spreads given as lists.
 fn monte_carlo(
     args: &SweepArgs,
-) -> anyhow::Result<(Option<sweep::MonteCarlo>, Vec<(String, Vec<f64>)>)> {
+) -> anyhow::Result<(Option<sweep::MonteCarlo>, Vec<Axis>)> {
     let Some(samples) = args.mc else {
         if !args.sigmas.is_empty() {
             bail!("--sigma needs --mc N (the number of devices drawn per point)");
