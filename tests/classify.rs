@@ -527,3 +527,49 @@ fn cifar_topology_with_pooling_before_the_output_reproduces_the_ann() {
         }
     }
 }
+
+/// `classify --sigma`: every neuron gets one of the drawn devices. σ = 0 is
+/// the nominal network exactly; a 15 % spread of V_on changes the spikes
+/// and is named in the report; a list of spreads is refused.
+#[test]
+fn classify_with_device_variation() {
+    let Some(data) = shared_datasets() else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], dir: &str| -> serde_json::Value {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_circsnn"));
+        c.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["-q", "classify", "--netlist", "mif.cir", "--limit", "4"])
+            .args(["--steps", "5", "--json", "--data"])
+            .arg(&data)
+            .args(extra)
+            .arg("--out")
+            .arg(out.path().join(dir));
+        serde_json::from_str(&run_ok(c)).unwrap()
+    };
+    let nominal = run(&[], "nominal");
+    let zero = run(&["--sigma", "tsm1.von=0%", "--devices", "3"], "zero");
+    let spread = run(&["--sigma", "tsm1.von=15%", "--devices", "3"], "spread");
+    for key in ["accuracy", "spikes_per_image", "energy_j_per_inference"] {
+        assert_eq!(zero[key], nominal[key], "{key}");
+    }
+    assert_ne!(spread["spikes_per_image"], nominal["spikes_per_image"]);
+    assert!(nominal["run"]["device_variation"].is_null());
+    let words = spread["run"]["device_variation"].as_str().unwrap();
+    assert!(
+        words.contains("tsm1.von 15%") && words.starts_with("3 "),
+        "{words}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_circsnn"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-q", "classify", "--netlist", "mif.cir", "--limit", "1"])
+        .args(["--sigma", "tsm1.von=1%,2%", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(out.path().join("bad"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("one spread per name"));
+}

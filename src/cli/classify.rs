@@ -66,6 +66,9 @@ pub struct ClassifyArgs {
     /// driven hard negative, which the rate model does not know.
     #[arg(long)]
     pub signed_current: bool,
+    /// Device-to-device variation of the circuit neurons (one spread per name).
+    #[command(flatten)]
+    pub variation: super::VariationArgs,
     /// Run only shard k of n (1-based k, as job-array indices): a contiguous block of the images.
     #[arg(long, value_name = "k/n")]
     pub shard: Option<String>,
@@ -200,6 +203,57 @@ fn load_circuit(path: &Path) -> anyhow::Result<Circuit> {
     Ok(circuit::elaborate(&parsed, &[])?)
 }
 
+/// The neuron devices of the run: the netlist's circuit, or with --sigma a
+/// chip of --devices drawn devices (and the variation in words).
+fn circuit_devices(
+    args: &ClassifyArgs,
+    netlist_path: &Path,
+) -> anyhow::Result<(Option<NeuronDevices>, Option<String>)> {
+    if args.variation.sigmas.is_empty() {
+        return Ok((
+            Some(NeuronDevices::nominal(load_circuit(netlist_path)?)),
+            None,
+        ));
+    }
+    let sigmas = args
+        .variation
+        .sigmas
+        .iter()
+        .map(|s| {
+            let (name, values) = crate::sweep::parse_spread(s)?;
+            match values.as_slice() {
+                [one] => Ok((name, *one)),
+                _ => bail!("--sigma {s}: classify takes one spread per name"),
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.variation.devices == 0 {
+        bail!("--devices must be at least 1");
+    }
+    let mc = crate::sweep::MonteCarlo {
+        samples: 1,
+        sigmas,
+        seed: args.variation.seed,
+        lognormal: args.variation.distribution == "lognormal",
+        devices: args.variation.devices,
+    };
+    let parsed = netlist::parse_file(netlist_path)?;
+    let (devices, _) = crate::sweep::draw_chip(&parsed, netlist_path, &[], &mc, 0, 0)?;
+    let spreads: Vec<String> = mc
+        .sigmas
+        .iter()
+        .map(|(n, s)| format!("{n} {}%", s * 100.0))
+        .collect();
+    let words = format!(
+        "{} {} devices drawn with σ {} (seed {}), one per neuron at random",
+        args.variation.devices,
+        args.variation.distribution,
+        spreads.join(", "),
+        args.variation.seed
+    );
+    Ok((Some(devices), Some(words)))
+}
+
 fn progress_bar(len: usize, quiet: bool, label: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     if quiet || !std::io::stderr().is_terminal() {
@@ -260,10 +314,13 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
     settings.validate()?;
     let needs_circuit =
         args.fidelity == Fidelity::Circuit || args.compare == Some(Fidelity::Circuit);
-    let devices = if needs_circuit {
-        Some(NeuronDevices::nominal(load_circuit(&netlist_path)?))
+    let (devices, device_variation) = if needs_circuit {
+        circuit_devices(&args, &netlist_path)?
     } else {
-        None
+        if !args.variation.sigmas.is_empty() {
+            bail!("--sigma varies circuit devices: it needs --fidelity circuit (or --compare circuit)");
+        }
+        (None, None)
     };
 
     let dataset = data::load(args.dataset, Split::Test, args.data.as_deref())?;
@@ -306,6 +363,7 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
         limit: total,
         shard: args.shard.clone(),
         threads: rayon::current_num_threads(),
+        device_variation,
     };
     let report = classify_images(
         &mut net,
@@ -553,6 +611,9 @@ fn print_report(report: &Report, out: &Path, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut lines = vec![summary_line(report)];
+    if let Some(v) = &report.run.device_variation {
+        lines.push(format!("device variation: {v}"));
+    }
     if let Some(c) = &report.compare {
         lines.push(summary_line(c));
         if let Some(a) = report.agreement_with_compare {

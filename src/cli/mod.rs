@@ -96,3 +96,23 @@ pub fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
         _ => anyhow::bail!("--shard {text}: expected k/n with 1 <= k <= n (e.g. 1/4)"),
     }
 }
+
+/// Device-to-device variation (`--sigma`), shared by `classify` and `sweep`.
+#[derive(clap::Args, Debug)]
+pub struct VariationArgs {
+    /// Relative spread of a varied value: NAME=5% or NAME=0.05; repeatable.
+    /// In `sweep`, a list (NAME=0%,5%,10%) makes the spread a grid axis
+    /// `sigma:NAME`.
+    #[arg(long = "sigma", value_name = "NAME=SIGMA")]
+    pub sigmas: Vec<String>,
+    /// Devices drawn per chip: every neuron of the network is given one of
+    /// them at random.
+    #[arg(long, default_value_t = 16)]
+    pub devices: usize,
+    /// Seed of the draws and of the neurons' devices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Distribution of the factors: gaussian (1 + σz) or lognormal (e^{σz}).
+    #[arg(long, value_parser = ["gaussian", "lognormal"], default_value = "gaussian")]
+    pub distribution: String,
+}

@@ -62,20 +62,8 @@ pub struct SweepArgs {
     /// Monte Carlo: draw this many devices at every point (with --sigma).
     #[arg(long, value_name = "N")]
     pub mc: Option<usize>,
-    /// Relative spread of a varied value: NAME=5% or NAME=0.05; repeatable.
-    /// A list (NAME=0%,5%,10%) makes the spread a grid axis `sigma:NAME`.
-    #[arg(long = "sigma", value_name = "NAME=SIGMA")]
-    pub sigmas: Vec<String>,
-    /// Monte Carlo under --measure accuracy|energy: devices drawn per chip;
-    /// every neuron of the network is given one of them at random.
-    #[arg(long, default_value_t = 16)]
-    pub devices: usize,
-    /// Seed of the Monte Carlo draws.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Distribution of the factors: gaussian (1 + σz) or lognormal (e^{σz}).
-    #[arg(long, value_parser = ["gaussian", "lognormal"], default_value = "gaussian")]
-    pub distribution: String,
+    #[command(flatten)]
+    pub variation: super::VariationArgs,
 }
 
 /// A grid axis: a swept name and its values.
@@ -83,41 +71,20 @@ type Axis = (String, Vec<f64>);
 
 /// `--mc N --sigma NAME=S ...` as a [`MonteCarlo`](sweep::MonteCarlo), and
 /// the `sigma:NAME` grid axes of the spreads given as lists.
-fn monte_carlo(
-    args: &SweepArgs,
-) -> anyhow::Result<(Option<sweep::MonteCarlo>, Vec<Axis>)> {
+fn monte_carlo(args: &SweepArgs) -> anyhow::Result<(Option<sweep::MonteCarlo>, Vec<Axis>)> {
     let Some(samples) = args.mc else {
-        if !args.sigmas.is_empty() {
+        if !args.variation.sigmas.is_empty() {
             bail!("--sigma needs --mc N (the number of devices drawn per point)");
         }
         return Ok((None, Vec::new()));
     };
-    if samples == 0 || args.sigmas.is_empty() || args.devices == 0 {
+    if samples == 0 || args.variation.sigmas.is_empty() || args.variation.devices == 0 {
         bail!("--mc needs at least one sample, --devices at least one device, and at least one --sigma NAME=SIGMA");
     }
     let mut sigmas = Vec::new();
     let mut axes = Vec::new();
-    for s in &args.sigmas {
-        let (name, list) = s
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--sigma {s}: expected NAME=SIGMA, e.g. tsm1.ron=5%"))?;
-        let name = name.trim().to_ascii_lowercase();
-        let values = list
-            .split(',')
-            .map(|value| {
-                let sigma = match value.trim().strip_suffix('%') {
-                    Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
-                    None => value.trim().parse::<f64>(),
-                }
-                .map_err(|_| {
-                    anyhow::anyhow!("--sigma {s}: '{value}' is not a number or a percentage")
-                })?;
-                if !(sigma >= 0.0 && sigma.is_finite()) {
-                    bail!("--sigma {s}: the spread must be a finite number ≥ 0");
-                }
-                Ok(sigma)
-            })
-            .collect::<anyhow::Result<Vec<f64>>>()?;
+    for s in &args.variation.sigmas {
+        let (name, values) = sweep::parse_spread(s)?;
         sigmas.push((name.clone(), values[0]));
         if values.len() > 1 {
             axes.push((format!("{}{name}", sweep::SIGMA_AXIS), values));
@@ -127,9 +94,9 @@ fn monte_carlo(
         Some(sweep::MonteCarlo {
             samples,
             sigmas,
-            seed: args.seed,
-            lognormal: args.distribution == "lognormal",
-            devices: args.devices,
+            seed: args.variation.seed,
+            lognormal: args.variation.distribution == "lognormal",
+            devices: args.variation.devices,
         }),
         axes,
     ))
@@ -181,7 +148,7 @@ pub fn run(args: SweepArgs, quiet: bool) -> anyhow::Result<()> {
             "samples": m.samples,
             "sigma": m.sigmas.iter().map(|(n, s)| serde_json::json!([n, s])).collect::<Vec<_>>(),
             "seed": m.seed,
-            "distribution": args.distribution,
+            "distribution": args.variation.distribution,
             "devices": m.devices,
         })),
     });

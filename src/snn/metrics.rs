@@ -147,6 +147,10 @@ pub struct RunInfo {
     /// `k/n` (0-based k) of a shard; `merged:N` after a merge of N shards.
     pub shard: Option<String>,
     pub threads: usize,
+    /// Device-to-device variation of the run's circuit neurons (`--sigma`),
+    /// in words; None for the nominal device.
+    #[serde(default)]
+    pub device_variation: Option<String>,
 }
 
 /// The result of `circsnn classify` (`report.json`).

@@ -296,17 +296,42 @@ fn measure_device(
     Ok(out)
 }
 
-/// Measure one chip of a network Monte Carlo: `mc.devices` devices drawn
-/// for sample `sample` of point `point`, every neuron given one of them.
-fn measure_chip(
+/// `NAME=S` or `NAME=S1,S2,...` of `--sigma`, each S as `5%` or `0.05`:
+/// the lower-cased name and its spreads.
+pub fn parse_spread(text: &str) -> anyhow::Result<(String, Vec<f64>)> {
+    let (name, list) = text
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--sigma {text}: expected NAME=SIGMA, e.g. tsm1.ron=5%"))?;
+    let values = list
+        .split(',')
+        .map(|value| {
+            let sigma = match value.trim().strip_suffix('%') {
+                Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+                None => value.trim().parse::<f64>(),
+            }
+            .map_err(|_| {
+                anyhow::anyhow!("--sigma {text}: '{value}' is not a number or a percentage")
+            })?;
+            if !(sigma >= 0.0 && sigma.is_finite()) {
+                anyhow::bail!("--sigma {text}: the spread must be a finite number ≥ 0");
+            }
+            Ok(sigma)
+        })
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    Ok((name.trim().to_ascii_lowercase(), values))
+}
+
+/// The chip of sample `sample` at point `point`: `mc.devices` devices
+/// drawn (the nominal device alone where every factor is 1), and the drawn
+/// factors of each device.
+pub fn draw_chip(
     parsed: &netlist::Netlist,
     path: &Path,
     overrides: &[(String, Expr)],
     mc: &MonteCarlo,
     point: usize,
     sample: usize,
-    setup: &ClassifySetup,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<(NeuronDevices, Vec<Vec<(String, f64)>>)> {
     let factors = (0..mc.devices.max(1))
         .map(|d| mc.device_factors(point, sample, d))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -324,7 +349,22 @@ fn measure_chip(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
     let seed = crate::train::rng::mix(mc.seed, &[point as u64, sample as u64]);
-    let mut out = classify_features(setup, &NeuronDevices::drawn(devices, seed)?)?;
+    Ok((NeuronDevices::drawn(devices, seed)?, factors))
+}
+
+/// Measure one chip of a network Monte Carlo: `mc.devices` devices drawn
+/// for sample `sample` of point `point`, every neuron given one of them.
+fn measure_chip(
+    parsed: &netlist::Netlist,
+    path: &Path,
+    overrides: &[(String, Expr)],
+    mc: &MonteCarlo,
+    point: usize,
+    sample: usize,
+    setup: &ClassifySetup,
+) -> anyhow::Result<serde_json::Value> {
+    let (devices, factors) = draw_chip(parsed, path, overrides, mc, point, sample)?;
+    let mut out = classify_features(setup, &devices)?;
     // The drawn factors, summarised per varied name.
     out["factors"] = mc
         .sigmas
