@@ -153,13 +153,13 @@ fn bad_specs_are_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
 }
 
-fn mc_sweep(out: &Path, threads: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+/// Run `circsnn sweep ARGS --out OUT` on `threads` threads; its lines.
+fn sweep_lines(args: &[&str], out: &Path, threads: &str) -> Vec<serde_json::Value> {
     let o = Command::new(env!("CARGO_BIN_EXE_circsnn"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RAYON_NUM_THREADS", threads)
-        .args(["sweep", "mif.cir", "--param", "tsm1.roff=9meg,11meg"])
-        .args(["--currents", "2.2e-9,2.6e-9,3e-9", "-q"])
-        .args(extra)
+        .arg("sweep")
+        .args(args)
         .arg("--out")
         .arg(out)
         .output()
@@ -169,6 +169,13 @@ fn mc_sweep(out: &Path, threads: &str, extra: &[&str]) -> Vec<serde_json::Value>
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+fn mc_sweep(out: &Path, threads: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["mif.cir", "--param", "tsm1.roff=9meg,11meg"];
+    args.extend(["--currents", "2.2e-9,2.6e-9,3e-9", "-q"]);
+    args.extend(extra);
+    sweep_lines(&args, out, threads)
 }
 
 /// Monte Carlo with σ = 0 draws the nominal device: every sample's curve
@@ -271,22 +278,11 @@ fn accuracy_measure_runs_the_network_on_the_swept_circuit() {
 }
 
 fn network_sweep(data: &Path, out: &Path, threads: &str, extra: &[&str]) -> Vec<serde_json::Value> {
-    let o = Command::new(env!("CARGO_BIN_EXE_circsnn"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", threads)
-        .args(["sweep", "mif.cir", "--measure", "accuracy", "--limit", "6"])
-        .args(["--steps", "5", "-q", "--data"])
-        .arg(data)
-        .args(extra)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    lines(out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let data = data.to_str().unwrap();
+    let mut args = vec!["mif.cir", "--measure", "accuracy", "--limit", "6"];
+    args.extend(["--steps", "5", "-q", "--data", data]);
+    args.extend(extra);
+    sweep_lines(&args, out, threads)
 }
 
 /// Monte Carlo in a network: each chip draws `--devices` devices and every

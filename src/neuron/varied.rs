@@ -60,9 +60,7 @@ impl VariedKernel {
         }
         let mut v_mem = vec![0.0; device_of.len()];
         for (k, m) in kernels.iter().zip(&used) {
-            for (&i, &v) in m.iter().zip(k.membrane_voltages()) {
-                v_mem[i] = v;
-            }
+            copy_membranes(k, m, &mut v_mem);
         }
         Ok(VariedKernel {
             inputs: used.iter().map(|m| Vec::with_capacity(m.len())).collect(),
@@ -76,6 +74,13 @@ impl VariedKernel {
     /// Number of distinct devices in use.
     pub fn devices(&self) -> usize {
         self.kernels.len()
+    }
+}
+
+/// Copy a device kernel's membrane voltages to its instances' places.
+fn copy_membranes(kernel: &NeuronKernel, members: &[usize], v_mem: &mut [f64]) {
+    for (&i, &v) in members.iter().zip(kernel.membrane_voltages()) {
+        v_mem[i] = v;
     }
 }
 
@@ -130,9 +135,7 @@ impl NeuronModel for VariedKernel {
             for s in &mut self.spikes[start..] {
                 s.0 = members[s.0];
             }
-            for (&i, &v) in members.iter().zip(kernel.membrane_voltages()) {
-                self.v_mem[i] = v;
-            }
+            copy_membranes(kernel, members, &mut self.v_mem);
         }
         // By instance, then time: each kernel's spikes are already in time
         // order per instance, and the sort is stable.
@@ -144,9 +147,7 @@ impl NeuronModel for VariedKernel {
     fn reset(&mut self) {
         for (kernel, members) in self.kernels.iter_mut().zip(&self.members) {
             kernel.reset();
-            for (&i, &v) in members.iter().zip(kernel.membrane_voltages()) {
-                self.v_mem[i] = v;
-            }
+            copy_membranes(kernel, members, &mut self.v_mem);
         }
     }
 

@@ -180,7 +180,10 @@ pub fn measure_point(
         // One chip at a time: each classifies its images in parallel, and
         // the spike maps of its devices are large.
         (0..mc.samples)
-            .map(|j| measure_chip(&parsed, netlist, &overrides, mc, point.index, j, setup))
+            .map(|j| {
+                let chip = draw_chip(&parsed, netlist, &overrides, mc, point.index, j)?;
+                measure_chip(setup, mc, chip)
+            })
             .collect()
     } else {
         (0..mc.samples)
@@ -352,18 +355,13 @@ pub fn draw_chip(
     Ok((NeuronDevices::drawn(devices, seed)?, factors))
 }
 
-/// Measure one chip of a network Monte Carlo: `mc.devices` devices drawn
-/// for sample `sample` of point `point`, every neuron given one of them.
+/// Measure one chip of a network Monte Carlo (its devices and their drawn
+/// factors, from [`draw_chip`]).
 fn measure_chip(
-    parsed: &netlist::Netlist,
-    path: &Path,
-    overrides: &[(String, Expr)],
-    mc: &MonteCarlo,
-    point: usize,
-    sample: usize,
     setup: &ClassifySetup,
+    mc: &MonteCarlo,
+    (devices, factors): (NeuronDevices, Vec<Vec<(String, f64)>>),
 ) -> anyhow::Result<serde_json::Value> {
-    let (devices, factors) = draw_chip(parsed, path, overrides, mc, point, sample)?;
     let mut out = classify_features(setup, &devices)?;
     // The drawn factors, summarised per varied name.
     out["factors"] = mc
