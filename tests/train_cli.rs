@@ -89,6 +89,46 @@ fn mnist_run_writes_model_with_provenance_and_resumes_exactly() {
     );
     assert_eq!(rates[0].as_f64(), Some(0.0));
     assert!(act["gain_a"].as_f64().unwrap() > 0.0);
+    // The curve reaches well past the z = 1 current (3.7 nA for the MIF)
+    // and goes on linearly: a circuit neuron driven harder fires faster, and
+    // a saturating activation would teach the network a ceiling that its
+    // spiking twin does not have.
+    assert_eq!(act["extrapolation"], "linear");
+    let z_one = act["gain_a"].as_f64().unwrap() + act["offset_a"].as_f64().unwrap();
+    let last = currents.last().unwrap().as_f64().unwrap();
+    assert!(
+        last > 2.5 * z_one,
+        "curve ends at {last} A, z = 1 at {z_one} A"
+    );
+    let rate_dir = tempfile::tempdir().unwrap();
+    let probe = [1.5 * z_one, 2.5 * z_one];
+    let o = circsnn(&[
+        "-q",
+        "rate",
+        "netlists/mif.cir",
+        "--currents",
+        &format!("{:e},{:e}", probe[0], probe[1]),
+        "--out",
+        rate_dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(rate_dir.path().join("rate.csv")).unwrap();
+    let measured: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let (net, _) = load_model(&straight, "short").unwrap();
+    let circsnn::train::Activation::RateCurve(curve) = &net.activation else {
+        panic!("a rate-curve activation");
+    };
+    for (&i, &r) in probe.iter().zip(&measured) {
+        let model = curve.rate_hz_at(i).0;
+        assert!(
+            (model / r - 1.0).abs() < 0.01,
+            "at {i:e} A the activation gives {model} Hz, the circuit {r} Hz"
+        );
+    }
     let text =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("netlists/mif.cir")).unwrap();
     let hash: String = Sha256::digest(&text)

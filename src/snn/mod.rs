@@ -29,9 +29,9 @@ pub mod synapse;
 pub mod topology;
 
 pub use metrics::{merge_reports, Counts, Report, RunInfo, StepsAccuracy};
-pub use network::{ImageResult, Network, RunSettings};
+pub use network::{Activity, ImageResult, Network, RunSettings};
 pub use neurons::{AbstractNeuron, Fidelity, InputMode, NeuronDevices, RateIf, RateMap, Readout};
-pub use run::{classify, rate_model_predictions, ClassifyOutcome};
+pub use run::{classify, rate_model_predictions, run_images, shared_spike_maps, ClassifyOutcome};
 pub use synapse::{Synapse, SynapseKind};
 pub use topology::Topology;
 

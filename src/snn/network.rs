@@ -121,6 +121,22 @@ pub struct Network<'a> {
     input_events: Vec<(usize, f64)>,
     spike_buf: Vec<(usize, f64)>,
     pool_buf: [Vec<(usize, f64)>; 2],
+    probe: Option<Probe>,
+}
+
+/// Activity summed over the steps from one step on, per population and
+/// neuron: spikes (or the rate model's fractional spikes; zero for an
+/// output layer read by its filtered value) and the filtered pre-activation
+/// z that drove the neuron.
+#[derive(Clone, Debug, Default)]
+pub struct Activity {
+    pub events: Vec<Vec<f64>>,
+    pub z: Vec<Vec<f64>>,
+}
+
+struct Probe {
+    from_step: usize,
+    activity: Activity,
 }
 
 impl<'a> Network<'a> {
@@ -173,6 +189,7 @@ impl<'a> Network<'a> {
             input_events: Vec::new(),
             spike_buf: Vec::new(),
             pool_buf: [Vec::new(), Vec::new()],
+            probe: None,
         })
     }
 
@@ -226,7 +243,7 @@ impl<'a> Network<'a> {
         let mut filtered_history: Vec<f64> = Vec::with_capacity(total * classes);
         let mut count_history: Vec<f64> = Vec::new();
         let mut counts = vec![0.0; classes];
-        for _ in 0..total {
+        for step in 0..total {
             let mut below = std::mem::take(&mut self.input_events);
             below.clear();
             if s.input == InputMode::Spiking {
@@ -308,6 +325,11 @@ impl<'a> Network<'a> {
                     }
                     spikes[k] += events.iter().map(|e| e.1).sum::<f64>();
                 }
+                if let Some(p) = self.probe.as_mut().filter(|p| step >= p.from_step) {
+                    let a = &mut p.activity;
+                    a.z[k].iter_mut().zip(&layer.z).for_each(|(a, z)| *a += z);
+                    events.iter().for_each(|&(i, n)| a.events[k][i] += n);
+                }
                 if k == last {
                     filtered_history.extend_from_slice(&layer.z);
                     if layer.neurons.is_some() {
@@ -358,6 +380,24 @@ impl<'a> Network<'a> {
             neuron_steps,
             energy_j,
         })
+    }
+}
+
+impl Network<'_> {
+    /// Run one image and return its activity summed over the steps from
+    /// `from_step` (0-based) on.
+    pub fn run_image_probed(&mut self, image: &[f32], from_step: usize) -> Result<Activity> {
+        let zeros: Vec<Vec<f64>> = self.layers.iter().map(|l| vec![0.0; l.z.len()]).collect();
+        self.probe = Some(Probe {
+            from_step,
+            activity: Activity {
+                events: zeros.clone(),
+                z: zeros,
+            },
+        });
+        let outcome = self.run_image(image, 0);
+        let probe = self.probe.take().expect("set above");
+        outcome.map(|_| probe.activity)
     }
 }
 

@@ -44,38 +44,61 @@ pub fn classify(
         )));
     }
     let spike_maps = shared_spike_maps(map, settings, devices)?;
-    // Build one network up front so that setting errors surface once.
-    drop(Network::new(topo, map, settings, devices, &spike_maps)?);
     let start = Instant::now();
-    let results: Vec<Result<ImageResult>> = images
-        .par_chunks(len.max(1))
-        .zip(labels.par_iter())
-        .map_init(
-            || Network::new(topo, map, settings, devices, &spike_maps),
-            |net, (image, &label)| {
-                let r = match net {
-                    Ok(net) => net.run_image(image, label),
-                    Err(e) => Err(SnnError::Settings(e.to_string())),
-                };
-                progress();
-                r
-            },
-        )
-        .collect();
-    let wall_s = start.elapsed().as_secs_f64();
+    let results = run_images(
+        topo,
+        map,
+        settings,
+        devices,
+        &spike_maps,
+        images,
+        |net, image, i| {
+            let r = net.run_image(image, labels[i]);
+            progress();
+            r
+        },
+    )?;
     Ok(ClassifyOutcome {
-        results: results.into_iter().collect::<Result<Vec<_>>>()?,
-        wall_s,
+        results,
+        wall_s: start.elapsed().as_secs_f64(),
     })
 }
 
+/// Apply `f(network, image, index)` to every image in parallel, one reset
+/// [`Network`] per rayon task; results in image order.
+pub fn run_images<T: Send>(
+    topo: &Topology,
+    map: &RateMap,
+    settings: &RunSettings,
+    devices: Option<&NeuronDevices>,
+    spike_maps: &[Option<Arc<SpikeMap>>],
+    images: &[f32],
+    f: impl Fn(&mut Network, &[f32], usize) -> Result<T> + Sync + Send,
+) -> Result<Vec<T>> {
+    let len = topo.input.channels * topo.input.height * topo.input.width;
+    // Build one network up front so that setting errors surface once.
+    drop(Network::new(topo, map, settings, devices, spike_maps)?);
+    let results: Vec<Result<T>> = images
+        .par_chunks(len.max(1))
+        .enumerate()
+        .map_init(
+            || Network::new(topo, map, settings, devices, spike_maps),
+            |net, (i, image)| match net {
+                Ok(net) => f(net, image, i),
+                Err(e) => Err(SnnError::Settings(e.to_string())),
+            },
+        )
+        .collect();
+    results.into_iter().collect()
+}
+
 /// The spike map of each device that the circuit kernels of the run replay
-/// from, built up front over the currents the network can drive (from just
-/// below the rate curve's rheobase to twice the top of its measured range,
-/// times the firing-rate scale) and frozen: an image's result then does not
+/// from, built up front over the currents the network mostly drives (from
+/// just below the rate curve's rheobase to twice the top of the range that
+/// placed z = 1, times the firing-rate scale) and frozen: an image's result then does not
 /// depend on which images ran before it on the same thread. Empty without
 /// circuits; a device without a map has None.
-fn shared_spike_maps(
+pub fn shared_spike_maps(
     map: &RateMap,
     settings: &RunSettings,
     devices: Option<&NeuronDevices>,
@@ -84,7 +107,17 @@ fn shared_spike_maps(
     else {
         return Ok(Vec::new());
     };
-    let top = curve.spec().current_a.iter().fold(0.0f64, |m, &i| m.max(i));
+    // The top of the range that placed z = 1: a curve measured further (to
+    // follow the neuron where the network drives it hard) would otherwise
+    // grow every map severalfold for currents few neurons see; above the
+    // map a kernel integrates.
+    let spec = curve.spec();
+    let z_one = spec.gain_a + spec.offset_a;
+    let top = spec
+        .current_a
+        .iter()
+        .fold(0.0f64, |m, &i| m.max(i))
+        .min(1.25 * z_one);
     let (i_min, i_max) = (
         0.99 * curve.rheobase_a(),
         2.0 * top * settings.scale_firing_rates,

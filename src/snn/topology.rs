@@ -412,6 +412,14 @@ impl Topology {
     /// The ANN's output for one input, computed by the same scatter code with
     /// every activation `act` applied densely. Used by tests and as a check.
     pub fn dense_forward(&self, input: &[f32], act: impl Fn(f64) -> f64) -> Vec<f64> {
+        self.pre_activations(input, act)
+            .pop()
+            .expect("a topology has an output layer")
+    }
+
+    /// The ANN's pre-activation of every population for one input (the
+    /// output layer's last), with activation `act` between populations.
+    pub fn pre_activations(&self, input: &[f32], act: impl Fn(f64) -> f64) -> Vec<Vec<f64>> {
         let mut events: Vec<(usize, f64)> = input
             .iter()
             .enumerate()
@@ -419,21 +427,17 @@ impl Topology {
             .map(|(i, &v)| (i, v as f64))
             .collect();
         let mut buf = [Vec::new(), Vec::new()];
-        let last = self.populations.len() - 1;
-        let mut out = Vec::new();
-        for (k, (c, p)) in self.connections.iter().zip(&self.populations).enumerate() {
+        let mut out = Vec::with_capacity(self.populations.len());
+        for (c, p) in self.connections.iter().zip(&self.populations) {
             let mut z = p.bias.clone();
             c.scatter(&events, 1.0, &mut z, &mut buf);
-            if k == last {
-                out = z;
-            } else {
-                events = z
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &v)| (i, act(v)))
-                    .filter(|&(_, a)| a != 0.0)
-                    .collect();
-            }
+            events = z
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (i, act(v)))
+                .filter(|&(_, a)| a != 0.0)
+                .collect();
+            out.push(z);
         }
         out
     }

@@ -382,6 +382,10 @@ pub struct CurveFit {
     /// Onset smoothing width as a fraction of the span from rheobase to that current.
     pub smoothing_fraction: f64,
     pub extrapolation: Extrapolation,
+    /// Place z = 1 using only the samples up to this current (A); the
+    /// samples above extend the curve without moving the current map.
+    /// None uses every sample.
+    pub anchor_max_a: Option<f64>,
 }
 
 impl Default for CurveFit {
@@ -390,6 +394,7 @@ impl Default for CurveFit {
             top_fraction: 0.9,
             smoothing_fraction: 0.02,
             extrapolation: Extrapolation::Saturate,
+            anchor_max_a: None,
         }
     }
 }
@@ -489,8 +494,8 @@ impl RateCurve {
 
     /// A curve whose current map uses its measured range: z = 0 lies one
     /// smoothing width below the rheobase, z = 1 where the rate first reaches
-    /// `top_fraction` of its maximum, and `output_scale` makes the activation
-    /// at z = 1 equal 1.
+    /// `top_fraction` of its maximum (up to `anchor_max_a`), and
+    /// `output_scale` makes the activation at z = 1 equal 1.
     pub fn fit(current_a: Vec<f64>, rate_hz: Vec<f64>, fit: &CurveFit) -> Result<Self> {
         if !(fit.top_fraction > 0.0 && fit.top_fraction <= 1.0) {
             return Err(TrainError::RateCurve(format!(
@@ -516,6 +521,11 @@ impl RateCurve {
         })?;
         let rheobase = probe.rheobase_a();
         let (x, y) = (&probe.knots_a, &probe.knots_hz);
+        let anchored = match fit.anchor_max_a {
+            Some(limit) => x.partition_point(|&i| i <= limit).max(2),
+            None => x.len(),
+        };
+        let (x, y) = (&x[..anchored], &y[..anchored]);
         let target = fit.top_fraction * y[y.len() - 1];
         let k = y
             .iter()
@@ -727,6 +737,29 @@ mod tests {
         // z = 1 reaches 90% of the top rate.
         let top = 0.9 * c.spec().rate_hz[20];
         assert!((c.rate_hz_at(s.gain_a + s.offset_a).0 / top - 1.0).abs() < 0.02);
+    }
+
+    #[test]
+    fn samples_beyond_the_anchor_extend_the_curve_without_moving_z_one() {
+        let (i, r) = lif_like_samples();
+        // The first 13 samples (up to 3 nA) alone, then all 21 anchored at 3 nA.
+        let short =
+            RateCurve::fit(i[..13].to_vec(), r[..13].to_vec(), &CurveFit::default()).unwrap();
+        let fit = CurveFit {
+            anchor_max_a: Some(i[12]),
+            extrapolation: Extrapolation::Linear,
+            ..CurveFit::default()
+        };
+        let long = RateCurve::fit(i.clone(), r.clone(), &fit).unwrap();
+        let (a, b) = (short.spec(), long.spec());
+        assert!((a.gain_a - b.gain_a).abs() < 1e-21 && (a.offset_a - b.offset_a).abs() < 1e-21);
+        assert!((long.eval(1.0).0 - 1.0).abs() < 1e-9);
+        // The short curve saturates at its last sample; the long one follows
+        // the samples beyond it and then continues linearly.
+        assert_eq!(short.rate_hz_at(i[20]).0, r[12]);
+        assert!((long.rate_hz_at(i[20]).0 - r[20]).abs() < 1e-9 * r[20]);
+        let (v, d) = long.rate_hz_at(2.0 * i[20]);
+        assert!(d > 0.0 && (v - (r[20] + d * i[20])).abs() < 1e-6 * v);
     }
 
     #[test]
