@@ -11,11 +11,12 @@ use std::process::Command;
 /// Images classified, and network steps per image.
 const IMAGES: usize = 100;
 const STEPS: usize = 10;
-/// The accuracy floor. Measured: 83 % on these 100 images at 10 steps
-/// (the rate model: 89 % on them, 89.79 % on the whole test set), in 88 s
-/// of CPU on 2 threads; the floor leaves room for five images that flip
-/// when the neuron kernel's numerics change.
-const FLOOR: f64 = 0.78;
+/// The accuracy floor. Measured with the session-5 model: 87 % on these
+/// 100 images at 10 steps (the rate model: 90 % on them, 91.39 % on the
+/// whole test set; the session-4 model gave 83 %), 4.2 images/s on 2
+/// threads of a busy machine; the floor leaves room for five images that
+/// flip when the neuron kernel's numerics change.
+const FLOOR: f64 = 0.82;
 
 #[test]
 fn shipped_fashion_mif_model_classifies_100_images_as_circuits() {
