@@ -239,20 +239,23 @@ fn monotone_extension(currents: &mut Vec<f64>, rates: &mut Vec<f64>, top: f64) {
     }
 }
 
-/// Fit the curve sampled up to `extent · top`, with z = 1 placed in
-/// `[0, top]`; `smoothing_a` (A) replaces the default onset smoothing.
+/// Fit the curve, with z = 1 placed in `[0, top]`; samples above `top`
+/// (from [`curve_currents`]) extend it, and it then continues linearly.
+/// `smoothing_a` (A) replaces the default onset smoothing.
 fn fit_curve(
     mut currents: Vec<f64>,
     mut rates: Vec<f64>,
     top: f64,
-    extent: f64,
     smoothing_a: Option<f64>,
     what: &str,
 ) -> anyhow::Result<RateCurve> {
+    // The range top, with room for rounding in the sampled grid.
+    let anchor = top * (1.0 + 1e-9);
+    let extended = currents.last().is_some_and(|&i| i > anchor);
     monotone_extension(&mut currents, &mut rates, top);
-    let fit = if extent > 1.0 {
+    let fit = if extended {
         CurveFit {
-            anchor_max_a: Some(top * (1.0 + 1e-9)),
+            anchor_max_a: Some(anchor),
             extrapolation: Extrapolation::Linear,
             ..CurveFit::default()
         }
@@ -304,14 +307,7 @@ fn neuron_activation(
             let top = choose_range(args.i_max, rates_at, "lif")?;
             let currents = curve_currents(top, args.curve_extent)?;
             let rates = currents.iter().map(|&i| lif.rate(i)).collect();
-            let curve = fit_curve(
-                currents,
-                rates,
-                top,
-                args.curve_extent,
-                args.smoothing,
-                "abstract LIF",
-            )?;
+            let curve = fit_curve(currents, rates, top, args.smoothing, "abstract LIF")?;
             Ok(NeuronActivation {
                 activation: Activation::RateCurve(curve),
                 netlist_path: None,
@@ -333,14 +329,7 @@ fn neuron_activation(
             )?;
             let currents = curve_currents(top, args.curve_extent)?;
             let (rates, netlist_hash) = measure_rates(path, &overrides, &currents, quiet)?;
-            let curve = fit_curve(
-                currents,
-                rates,
-                top,
-                args.curve_extent,
-                args.smoothing,
-                &what,
-            )?;
+            let curve = fit_curve(currents, rates, top, args.smoothing, &what)?;
             if !quiet {
                 let spec = curve.spec();
                 let last = spec.current_a.last().copied().unwrap_or(top);
@@ -709,7 +698,7 @@ mod tests {
         assert_eq!(currents.len(), RATE_POINTS + EXTENSION_POINTS);
         assert!((currents[currents.len() - 1] - 3.0 * top).abs() < 1e-18);
         let rates: Vec<f64> = currents.iter().map(|&i| lif.rate(i)).collect();
-        let curve = fit_curve(currents.clone(), rates.clone(), top, 3.0, None, "lif").unwrap();
+        let curve = fit_curve(currents.clone(), rates.clone(), top, None, "lif").unwrap();
         assert!((curve.rheobase_a() - 2e-9).abs() <= top / 60.0);
         // z = 1 is placed as on the range alone; beyond it the curve is the
         // LIF's own (no saturation), and it goes on rising past the samples.
@@ -717,7 +706,6 @@ mod tests {
             currents[..RATE_POINTS].to_vec(),
             rates[..RATE_POINTS].to_vec(),
             top,
-            1.0,
             None,
             "lif",
         )
@@ -728,15 +716,7 @@ mod tests {
         assert_eq!(alone.rate_hz_at(far).0, rates[RATE_POINTS - 1]);
         assert!(curve.rate_hz_at(4.0 * top).0 > curve.rate_hz_at(3.0 * top).0);
         // Explicit smoothing is honoured in amperes.
-        let smooth = fit_curve(
-            currents.clone(),
-            rates.clone(),
-            top,
-            3.0,
-            Some(0.1e-9),
-            "lif",
-        )
-        .unwrap();
+        let smooth = fit_curve(currents.clone(), rates.clone(), top, Some(0.1e-9), "lif").unwrap();
         assert!((smooth.spec().smoothing_a - 0.1e-9).abs() < 1e-15);
         // The output is normalised: z = 1 gives 1.
         assert!((smooth.eval(1.0).0 - 1.0).abs() < 1e-9);
@@ -745,7 +725,7 @@ mod tests {
         let mut blocked = rates.clone();
         let k = RATE_POINTS + 5;
         blocked[k..].iter_mut().for_each(|r| *r = 0.0);
-        let cut = fit_curve(currents, blocked, top, 3.0, None, "lif").unwrap();
+        let cut = fit_curve(currents, blocked, top, None, "lif").unwrap();
         assert_eq!(cut.spec().current_a.len(), k);
         assert!(curve_currents(top, 0.5).is_err());
     }

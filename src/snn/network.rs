@@ -381,9 +381,7 @@ impl<'a> Network<'a> {
             energy_j,
         })
     }
-}
 
-impl Network<'_> {
     /// Run one image and return its activity summed over the steps from
     /// `from_step` (0-based) on.
     pub fn run_image_probed(&mut self, image: &[f32], from_step: usize) -> Result<Activity> {
