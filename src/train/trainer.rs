@@ -46,6 +46,11 @@ pub struct TrainOptions {
     pub augment: Augment,
     #[serde(default)]
     pub transform: InputTransform,
+    /// Weight averaging: the decay per optimiser step of an exponential
+    /// moving average of the weights (Polyak averaging), which is what is
+    /// evaluated and saved; 0 turns it off and the last weights are used.
+    #[serde(default)]
+    pub weight_average: f32,
     /// No progress bar (it is also hidden when stderr is not a terminal).
     #[serde(skip)]
     pub quiet: bool,
@@ -65,6 +70,7 @@ impl Default for TrainOptions {
             seed: 0,
             augment: Augment::default(),
             transform: InputTransform::default(),
+            weight_average: 0.0,
             quiet: false,
         }
     }
@@ -86,6 +92,12 @@ impl TrainOptions {
             return err(format!(
                 "learning-rate decay must lie in (0, 1], got {}",
                 self.lr_decay
+            ));
+        }
+        if !(0.0..1.0).contains(&self.weight_average) {
+            return err(format!(
+                "weight-average decay must lie in [0, 1), got {}",
+                self.weight_average
             ));
         }
         if !(self.augment.rotation_deg.is_finite() && self.augment.rotation_deg >= 0.0) {
@@ -257,19 +269,52 @@ pub struct Trainer {
     /// Epochs completed.
     pub epoch: usize,
     pub log: Vec<EpochLog>,
+    /// Moving average of every parameter tensor (empty when
+    /// `options.weight_average` is 0).
+    pub average: Vec<Vec<f32>>,
 }
 
 impl Trainer {
     pub fn new(net: Net, options: TrainOptions) -> Result<Self> {
         options.validate()?;
         let adam = Adam::new(&net.params(), options.learning_rate);
+        let average = initial_average(&net, &options);
         Ok(Self {
             net,
             adam,
             options,
             epoch: 0,
             log: Vec::new(),
+            average,
         })
+    }
+
+    /// The network to evaluate and ship: the averaged weights when weight
+    /// averaging is on, the last ones otherwise.
+    pub fn model(&self) -> Net {
+        let mut net = self.net.clone();
+        if !self.average.is_empty() {
+            for (p, a) in net.params_mut().into_iter().zip(&self.average) {
+                p.value.copy_from_slice(a);
+            }
+        }
+        net
+    }
+
+    /// Fold the weights just updated into the moving average. The decay is
+    /// lowered over the first steps, (1 + t) / (10 + t), so that the random
+    /// initial weights do not linger in it.
+    fn update_average(&mut self) {
+        if self.average.is_empty() {
+            return;
+        }
+        let t = self.adam.step as f32;
+        let decay = self.options.weight_average.min((1.0 + t) / (10.0 + t));
+        for (p, a) in self.net.params().into_iter().zip(&mut self.average) {
+            for (a, w) in a.iter_mut().zip(&p.value) {
+                *a = decay * *a + (1.0 - decay) * w;
+            }
+        }
     }
 
     /// Train from the current epoch up to `options.epochs`, evaluating on
@@ -303,7 +348,7 @@ impl Trainer {
             let (train_loss, train_accuracy) = self.train_epoch(train);
             let train_seconds = start.elapsed().as_secs_f64();
             let test_eval = match test {
-                Some(t) => Some(evaluate(&mut self.net, t, self.options.transform, 256)?),
+                Some(t) => Some(evaluate(&mut self.model(), t, self.options.transform, 256)?),
                 None => None,
             };
             self.epoch += 1;
@@ -367,6 +412,7 @@ impl Trainer {
             let (loss, c, d_logits) = softmax_cross_entropy(&logits, &labels, classes, batch.len());
             self.net.backward(&d_logits);
             self.adam.update(&mut self.net.params_mut());
+            self.update_average();
             loss_sum += loss;
             correct += c;
             seen += batch.len();
@@ -407,6 +453,9 @@ impl Trainer {
             moments.push((format!("adam.m.{}", p.name), p.shape.clone(), &m[..]));
             moments.push((format!("adam.v.{}", p.name), p.shape.clone(), &v[..]));
         }
+        for (p, a) in params.iter().zip(&self.average) {
+            moments.push((format!("average.{}", p.name), p.shape.clone(), &a[..]));
+        }
         write_tensors(
             path,
             &self.net.tensors(),
@@ -440,9 +489,14 @@ impl Trainer {
         adam.beta1 = meta.adam_beta1;
         adam.beta2 = meta.adam_beta2;
         adam.eps = meta.adam_eps;
+        let mut average = initial_average(&net, &meta.options);
         for (k, p) in net.params().iter().enumerate() {
-            for (store, kind) in [(&mut adam.m[k], "m"), (&mut adam.v[k], "v")] {
-                let name = format!("adam.{kind}.{}", p.name);
+            let mut stores = vec![(&mut adam.m[k], "adam.m"), (&mut adam.v[k], "adam.v")];
+            if let Some(a) = average.get_mut(k) {
+                stores.push((a, "average"));
+            }
+            for (store, kind) in stores {
+                let name = format!("{kind}.{}", p.name);
                 match tensors.get(&name) {
                     Some((shape, values)) if *shape == p.shape => store.copy_from_slice(values),
                     Some((shape, _)) => {
@@ -461,7 +515,18 @@ impl Trainer {
             options: meta.options,
             epoch: meta.epoch,
             log: meta.log,
+            average,
         })
+    }
+}
+
+/// The moving average's starting point: the initial weights, or nothing when
+/// averaging is off.
+fn initial_average(net: &Net, options: &TrainOptions) -> Vec<Vec<f32>> {
+    if options.weight_average > 0.0 {
+        net.params().iter().map(|p| p.value.clone()).collect()
+    } else {
+        Vec::new()
     }
 }
 
@@ -543,6 +608,7 @@ mod tests {
                 hflip: false,
             },
             transform: InputTransform::default(),
+            weight_average: 0.0,
             quiet: true,
         }
     }
@@ -580,8 +646,10 @@ mod tests {
         let net = || Net::new(toy_arch(), Activation::Relu, 11).unwrap();
 
         // A decaying learning rate: the resumed epoch must use the second rate.
+        // Weight averaging on: its state must survive the checkpoint too.
         let decayed = |epochs| TrainOptions {
             lr_decay: 0.5,
+            weight_average: 0.9,
             ..options(epochs)
         };
         let mut straight = Trainer::new(net(), decayed(2)).unwrap();
@@ -599,6 +667,8 @@ mod tests {
         resumed.train(&train, Some(&test), Some(&ckpt)).unwrap();
 
         assert_eq!(weights(&straight.net), weights(&resumed.net));
+        assert_eq!(straight.average, resumed.average);
+        assert_eq!(weights(&straight.model()), weights(&resumed.model()));
         assert_eq!(straight.adam.m, resumed.adam.m);
         assert_eq!(straight.adam.step, resumed.adam.step);
         let strip = |log: &[EpochLog]| {
@@ -609,6 +679,51 @@ mod tests {
         assert_eq!(strip(&straight.log), strip(&resumed.log));
         // The final checkpoint holds epoch 2.
         assert_eq!(Trainer::load_checkpoint(&ckpt).unwrap().epoch, 2);
+    }
+
+    #[test]
+    fn weight_average_is_what_is_evaluated() {
+        let (train, test) = (quadrant_data(200, 3), quadrant_data(100, 4));
+        let net = || Net::new(toy_arch(), Activation::Relu, 2).unwrap();
+        let averaged_options = TrainOptions {
+            weight_average: 0.95,
+            ..options(2)
+        };
+        let mut averaged = Trainer::new(net(), averaged_options).unwrap();
+        averaged.train(&train, Some(&test), None).unwrap();
+        let mut plain = Trainer::new(net(), options(2)).unwrap();
+        plain.train(&train, Some(&test), None).unwrap();
+        // Averaging does not change the optimiser's path, only what is shipped.
+        assert_eq!(weights(&averaged.net), weights(&plain.net));
+        assert_eq!(weights(&plain.model()), weights(&plain.net));
+        let shipped = weights(&averaged.model());
+        assert_ne!(shipped, weights(&averaged.net));
+        // Every averaged weight lies between the smallest and largest value
+        // that weight took; here it is checked against the initial and last
+        // ones, which bound it for a steadily moving weight in most entries.
+        let first = weights(&net());
+        let last = weights(&averaged.net);
+        let (mut inside, mut total) = (0, 0);
+        for ((a, f), l) in shipped.iter().zip(&first).zip(&last) {
+            for ((a, f), l) in a.1.iter().zip(&f.1).zip(&l.1) {
+                total += 1;
+                inside += usize::from(*a >= f.min(*l) - 1e-6 && *a <= f.max(*l) + 1e-6);
+            }
+        }
+        assert!(inside * 2 > total, "{inside} of {total} between start and end");
+        let logged = averaged.log[1].test_accuracy.unwrap();
+        let direct = evaluate(&mut averaged.model(), &test, InputTransform::default(), 64)
+            .unwrap()
+            .accuracy;
+        assert_eq!(logged, direct);
+        assert!(Trainer::new(
+            net(),
+            TrainOptions {
+                weight_average: 1.0,
+                ..options(1)
+            }
+        )
+        .is_err());
     }
 
     #[test]
