@@ -224,7 +224,9 @@ pub trait Device: DeviceClone + Send + Sync + std::fmt::Debug {
     /// devices are quiescent, the batched engine advances an instance by
     /// the exact solution of the linear circuit instead of integrating.
     /// Linear devices without events are always quiescent; the default for
-    /// the others is never.
+    /// the others is never. A device without events must answer from x and
+    /// its parameters alone (the batched engine asks one shared copy for
+    /// all its instances).
     fn quiescent(&self, _x: &[f64], _bounds: &mut Vec<QuiescentBound>) -> bool {
         self.is_linear() && self.event_count() == 0
     }

@@ -260,6 +260,13 @@ struct Plan {
     quiescent: Option<QuiescentModel>,
     /// Bounds that keep spike-rule crossings out of exact steps.
     spike_bounds: Vec<QuiescentBound>,
+    /// One copy of the devices, asked about quiescence instead of each
+    /// instance's own where no device has events: their answer then depends
+    /// on the state alone (events are the only discrete state), and this
+    /// copy stays in cache while the instances' devices are far away in
+    /// memory. None where a device's answer depends on its discrete state
+    /// (an LIF reset that is clamped).
+    quiescence_devices: Option<Vec<Box<dyn Device>>>,
     /// Power the circuit's DC voltage sources deliver, as a linear
     /// functional of the state (W per unit of each unknown); None where the
     /// circuit has a source the energy account cannot follow.
@@ -1697,6 +1704,7 @@ fn quiescent_at(
 ) -> bool {
     bounds.clear();
     bounds.extend_from_slice(&plan.spike_bounds);
+    let devs = plan.quiescence_devices.as_deref().unwrap_or(devs);
     devs.iter().all(|d| d.quiescent(x, bounds))
         && bounds
             .iter()
@@ -2175,6 +2183,29 @@ fn advance_instance(
     Ok(())
 }
 
+/// How many instances ahead [`prefetch_devices`] asks for.
+const PREFETCH_AHEAD: usize = 2;
+
+/// Ask the cache for a later instance's devices while this one runs. Each
+/// instance's devices are boxes of their own on the heap, out of the
+/// hardware prefetcher's sight; waiting for their first touch (the
+/// quiescence check of an exact step) took an eighth of a MIF population's
+/// time. A hint only: it changes no result.
+#[inline]
+fn prefetch_devices(devs: &[Box<dyn Device>]) {
+    #[cfg(target_arch = "x86_64")]
+    for d in devs {
+        let start = (&**d as *const dyn Device).cast::<i8>();
+        for line in (0..std::mem::size_of_val(&**d)).step_by(64) {
+            // SAFETY: prefetching is a hint that never faults, and every
+            // address lies inside the live device.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(start.add(line), std::arch::x86_64::_MM_HINT_T0)
+            };
+        }
+    }
+}
+
 /// The batched engine: N instances of one neuron circuit.
 pub struct NeuronKernel {
     plan: Plan,
@@ -2325,6 +2356,10 @@ impl NeuronKernel {
             },
             quiescent: None,
             spike_bounds: watched_spikes,
+            quiescence_devices: template
+                .iter()
+                .all(|d| d.event_count() == 0)
+                .then(|| template.iter().map(|d| d.boxed_clone()).collect()),
             supply: supply_power(&template, nu),
             opts,
             stride: 7 * nu + 3 + e,
@@ -2563,6 +2598,11 @@ impl NeuronKernel {
                 s.error = None;
                 s.missing_cells.clear();
                 for (j, &input) in inputs.iter().enumerate() {
+                    if let Some(next) =
+                        devs.get((j + PREFETCH_AHEAD) * d..(j + PREFETCH_AHEAD + 1) * d)
+                    {
+                        prefetch_devices(next);
+                    }
                     let r = advance_instance(
                         plan,
                         names,

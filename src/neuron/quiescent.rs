@@ -63,6 +63,10 @@ pub struct QuiescentScratch {
     x_inf: Vec<f64>,
     coefficients: Vec<f64>,
     decay: Vec<f64>,
+    /// The time `decay` belongs to: most exact steps cross a whole network
+    /// step, so consecutive instances share it and skip the exponentials.
+    /// (A scratch therefore serves one model.)
+    decay_time: f64,
 }
 
 impl QuiescentModel {
@@ -182,6 +186,7 @@ impl QuiescentModel {
             x_inf: vec![0.0; self.n],
             coefficients: vec![0.0; r],
             decay: vec![0.0; r],
+            decay_time: f64::NAN,
         }
     }
 
@@ -262,6 +267,10 @@ impl QuiescentModel {
 
     /// `s.decay[k] = e^{−t/τ_k}`.
     fn decay_to(&self, t: f64, s: &mut QuiescentScratch) {
+        if t == s.decay_time {
+            return;
+        }
+        s.decay_time = t;
         for (d, tau) in s.decay.iter_mut().zip(&self.tau) {
             *d = (-t / tau).exp();
         }
