@@ -1768,6 +1768,7 @@ fn resume(
     p: Pending,
     input: f64,
     t0: f64,
+    t: f64,
     dt: f64,
     instance: usize,
 ) -> Option<f64> {
@@ -1787,7 +1788,37 @@ fn resume(
         spiked: p.spiked,
         input,
     };
-    follow(plan, devs, rec, ctl, s, map, at, t0, 0.0, dt, instance)
+    follow(plan, devs, rec, ctl, s, map, at, t0, t, dt, instance)
+}
+
+/// First delay after a refused continuation before it is tried again (s);
+/// each further try waits twice as long. By then the fast unknowns (a
+/// memristor's state near its fold) have relaxed onto the new input's
+/// transient, which they rarely match at once: the membrane voltage is
+/// placed, but the state, interpolated between cells, sits tens of local
+/// tolerances off.
+const RETRY_FIRST_S: f64 = 2e-6;
+
+/// A transient whose continuation under a new input was refused, to be
+/// tried again from the integrated state.
+#[derive(Clone, Copy, Debug)]
+struct Retry {
+    /// The transient as it stood at `from` (step time), the spike marked
+    /// once the integrator has recorded it.
+    pending: Pending,
+    from: f64,
+    /// Step time of the next try.
+    next: f64,
+}
+
+impl Retry {
+    fn after_refusal(pending: Pending, from: f64) -> Self {
+        Retry {
+            pending,
+            from,
+            next: from + RETRY_FIRST_S,
+        }
+    }
 }
 
 /// Replay the transient `at` (its cell pair) from phase `at.tau` at step time t: to its exit if that
@@ -1887,12 +1918,19 @@ fn advance_instance(
     let mut t = 0.0;
     let energy = plan.delivered_power(input, &mut s.power);
     // A replayed transient left at the end of the last step goes on.
+    // A continuation refused under the new input is tried again while the
+    // integrator carries the instance on (see `Retry`).
+    let mut retry: Option<Retry> = None;
     if let Some(p) = ctl.pending.take() {
         if let (Some(map), Capture::Off) = (map, &s.capture) {
-            if let Some(t_new) = resume(
-                plan, devs, &mut rec, ctl, s, map, p, input, t0, dt, instance,
+            match resume(
+                plan, devs, &mut rec, ctl, s, map, p, input, t0, 0.0, dt, instance,
             ) {
-                t = t_new;
+                Some(t_new) => t = t_new,
+                // (Under an unchanged input the transient is simply
+                // followed: a refusal there is final.)
+                None if input != p.input => retry = Some(Retry::after_refusal(p, 0.0)),
+                None => {}
             }
         }
     }
@@ -1914,6 +1952,8 @@ fn advance_instance(
                     &mut s.quiescent,
                 );
                 ctl.stats.exact_steps += 1;
+                // Back in the quiescent region: the transient is over.
+                retry = None;
                 if energy {
                     ctl.energy += qm.integral(&s.power, elapsed, &s.quiescent);
                 }
@@ -2076,6 +2116,9 @@ fn advance_instance(
             if map.is_some() {
                 ctl.stats.integrated_transients += 1;
             }
+            if let Some(r) = &mut retry {
+                r.pending.spiked = true;
+            }
         }
         rec.push(&mut ctl.hist_len, t_new, &s.x_new, &s.work.q);
         t = t_new;
@@ -2173,6 +2216,21 @@ fn advance_instance(
             };
         }
         rec.refresh_indicators(devs);
+        if let (Some(r), Some(map), false) = (&mut retry, map, restart) {
+            if t >= r.next {
+                let mut p = r.pending;
+                p.tau += t - r.from;
+                match resume(
+                    plan, devs, &mut rec, ctl, s, map, p, input, t0, t, dt, instance,
+                ) {
+                    Some(t_new) => {
+                        t = t_new;
+                        retry = None;
+                    }
+                    None => r.next = r.from + 2.0 * (r.next - r.from),
+                }
+            }
+        }
     }
     // Times are kept relative to the start of the next step.
     let ot = plan.off_t();
