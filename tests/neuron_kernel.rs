@@ -564,8 +564,10 @@ fn replays_continue_across_steps_under_changing_inputs() {
         sm.reentries * 3 > sm.partial_replays,
         "straddling transients continue: {sm:?}"
     );
+    // 38,000 against 8.7 million Newton iterations; 92,000 before refused
+    // continuations were retried later in their transient.
     assert!(
-        sm.newton_iterations * 5 < sp.newton_iterations,
+        sm.newton_iterations * 100 < sp.newton_iterations,
         "{sm:?} against {sp:?}"
     );
 }

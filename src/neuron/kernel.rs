@@ -45,19 +45,24 @@
 //!   again), else at the state signal's crossing of 0.04 × the `.SPIKE`
 //!   level (x = 0.02 for the TSM, just past its fold), else of 0.6 × the
 //!   level (MIF2, whose reset memristor is still partly on). A transient
-//!   that would end past the network step is followed up to the step's end
-//!   while it is still in its smooth approach (the integrator goes on from
-//!   there with the next input); a spike that straddles the step's end is
-//!   integrated.
+//!   that runs past the network step's end is followed to it and left
+//!   *pending*; the next step continues it, under a changed input on the
+//!   new input's cells at the phase where their transient passes the
+//!   state the instance was left in. Where none does to within 10 local
+//!   tolerances (mostly the fast memristor state near its fold, which
+//!   interpolation between cells misses), the instance is integrated and
+//!   the continuation is tried again 2, 4, 8 µs … later, when that state
+//!   has relaxed onto the new transient.
 //!
-//! Measured with 2,000 instances of `netlists/mif.cir` (RELTOL=1e-6) under
-//! the bench's heterogeneous inputs, one thread: 5.9 µs per neuron-step
-//! (41 µs before exact steps and early map entries). 93 % of spikes are
-//! replayed; the 7 % that straddle a step boundary are integrated at about
-//! 640 steps each (the 1 µs switchings at RELTOL=1e-6), which is most of
-//! the remaining 72 accepted steps per spike. The LIF circuit costs about
-//! 0.1–0.2 µs per neuron-step. `KernelStats` counts exact steps,
-//! integrator steps, replayed, partly replayed and integrated transients.
+//! Memory, not arithmetic, sets much of the cost of a large population:
+//! each instance's devices are boxes of their own, so the devices of the
+//! instances two ahead are prefetched, and where no device has events
+//! (memristive neurons) quiescence is asked of one shared device copy.
+//! Current figures, and where the time goes, are in BENCHMARKS.md
+//! (`circsnn bench`: about 0.25 µs per MIF neuron-step on 2 threads,
+//! 0.13 µs for the LIF circuit). `KernelStats` counts exact steps,
+//! integrator steps, replayed, partly replayed, continued and integrated
+//! transients.
 //!
 //! Work is split into fixed chunks of instances run over rayon; each chunk
 //! owns its scratch space, so the step loop does not allocate and the
