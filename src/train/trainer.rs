@@ -710,7 +710,10 @@ mod tests {
                 inside += usize::from(*a >= f.min(*l) - 1e-6 && *a <= f.max(*l) + 1e-6);
             }
         }
-        assert!(inside * 2 > total, "{inside} of {total} between start and end");
+        assert!(
+            inside * 2 > total,
+            "{inside} of {total} between start and end"
+        );
         let logged = averaged.log[1].test_accuracy.unwrap();
         let direct = evaluate(&mut averaged.model(), &test, InputTransform::default(), 64)
             .unwrap()
