@@ -586,11 +586,11 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     })?;
     let wall = start.elapsed().as_secs_f64();
 
+    let mut model = trainer.model();
     let test_accuracy = match trainer.log.last().and_then(|l| l.test_accuracy) {
         Some(a) => a,
-        None => train::evaluate(&mut trainer.model(), &test_set, transform, 256)?.accuracy,
+        None => train::evaluate(&mut model, &test_set, transform, 256)?.accuracy,
     };
-    let model = trainer.model();
     let mut meta = ModelMeta::new(&name, &model, transform, &train_set.variant);
     meta.netlist_path = neuron.netlist_path;
     meta.netlist_hash = neuron.netlist_hash;

@@ -1804,26 +1804,15 @@ fn resume(
 /// tolerances off.
 const RETRY_FIRST_S: f64 = 2e-6;
 
-/// A transient whose continuation under a new input was refused, to be
-/// tried again from the integrated state.
+/// A transient whose continuation under a new input was refused at the
+/// start of a step, to be tried again from the integrated state.
 #[derive(Clone, Copy, Debug)]
 struct Retry {
-    /// The transient as it stood at `from` (step time), the spike marked
-    /// once the integrator has recorded it.
+    /// The transient as it stood at the step's start, the spike marked once
+    /// the integrator has recorded it.
     pending: Pending,
-    from: f64,
     /// Step time of the next try.
     next: f64,
-}
-
-impl Retry {
-    fn after_refusal(pending: Pending, from: f64) -> Self {
-        Retry {
-            pending,
-            from,
-            next: from + RETRY_FIRST_S,
-        }
-    }
 }
 
 /// Replay the transient `at` (its cell pair) from phase `at.tau` at step time t: to its exit if that
@@ -1934,7 +1923,12 @@ fn advance_instance(
                 Some(t_new) => t = t_new,
                 // (Under an unchanged input the transient is simply
                 // followed: a refusal there is final.)
-                None if input != p.input => retry = Some(Retry::after_refusal(p, 0.0)),
+                None if input != p.input => {
+                    retry = Some(Retry {
+                        pending: p,
+                        next: RETRY_FIRST_S,
+                    })
+                }
                 None => {}
             }
         }
@@ -2224,7 +2218,7 @@ fn advance_instance(
         if let (Some(r), Some(map), false) = (&mut retry, map, restart) {
             if t >= r.next {
                 let mut p = r.pending;
-                p.tau += t - r.from;
+                p.tau += t;
                 match resume(
                     plan, devs, &mut rec, ctl, s, map, p, input, t0, t, dt, instance,
                 ) {
@@ -2232,7 +2226,7 @@ fn advance_instance(
                         t = t_new;
                         retry = None;
                     }
-                    None => r.next = r.from + 2.0 * (r.next - r.from),
+                    None => r.next *= 2.0,
                 }
             }
         }
