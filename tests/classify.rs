@@ -337,6 +337,10 @@ fn cli_report_keys_shards_and_merge() {
     assert_eq!(value["images"], 21);
     assert_eq!(value["data_variant"], "mnist");
     assert!(value["energy_j_per_inference"].is_null());
+    assert!(
+        value["counts"]["solver"].is_null(),
+        "abstract neurons have no solver work"
+    );
     assert_eq!(value["spikes_per_image"].as_array().unwrap().len(), 2);
     let report = read_report(&whole.join("report.json"));
     assert!(report.accuracy >= report.accuracy_vs_steps[0].accuracy - 0.15);
@@ -488,6 +492,23 @@ fn shipped_mif_model_classifies_200_mnist_images_as_circuits() {
     assert!(
         (1e-9..3e-8).contains(&energy),
         "energy {energy} J per inference"
+    );
+    // The solver's work: every neuron-step is an exact linear step or
+    // integrator steps, and a MIF spike is mostly replayed from the map.
+    let solver = &value["counts"]["solver"];
+    let count = |key: &str| solver[key].as_f64().expect(key);
+    let neuron_steps = value["counts"]["neuron_steps"].as_f64().unwrap();
+    assert!(count("exact_steps") > 0.3 * neuron_steps, "{solver}");
+    let spikes: f64 = value["spikes_per_image"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_f64().unwrap() * 200.0)
+        .sum();
+    assert!(count("mapped_transients") > 0.5 * spikes, "{solver}");
+    assert!(
+        count("newton_iterations") >= count("accepted_steps"),
+        "{solver}"
     );
 }
 

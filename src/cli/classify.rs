@@ -648,8 +648,27 @@ fn print_report(report: &Report, out: &Path, json: bool) -> anyhow::Result<()> {
         )?,
         None => writeln!(stdout, "energy per inference: {}", report.energy_note)?,
     }
+    if let Some(line) = solver_line(report) {
+        writeln!(stdout, "{line}")?;
+    }
     writeln!(stdout, "→ {}", out.display())?;
     Ok(())
+}
+
+/// Where the circuit solver's time went, per image (`counts.solver`).
+fn solver_line(r: &Report) -> Option<String> {
+    let s = r.counts.solver?;
+    let per = |x: u64| x as f64 / r.images.max(1) as f64;
+    Some(format!(
+        "circuit solver per image: {:.0} exact linear steps, {:.0} integrator steps ({:.0} rejected, {:.0} Newton iterations), {:.0} spike transients replayed ({:.0} continued across network steps), {:.0} integrated",
+        per(s.exact_steps),
+        per(s.accepted_steps),
+        per(s.rejected_steps),
+        per(s.newton_iterations),
+        per(s.mapped_transients),
+        per(s.reentries),
+        per(s.integrated_transients)
+    ))
 }
 
 fn summary_line(r: &Report) -> String {

@@ -356,7 +356,7 @@ struct Control {
 }
 
 /// Work counters, summed over instances.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KernelStats {
     pub accepted_steps: u64,
     pub rejected_steps: u64,
@@ -2794,6 +2794,9 @@ impl NeuronModel for NeuronKernel {
     }
     fn energy_dissipated(&self) -> Option<f64> {
         NeuronKernel::energy_dissipated(self)
+    }
+    fn solver_stats(&self) -> Option<KernelStats> {
+        Some(self.stats())
     }
     fn membrane_voltages(&self) -> &[f64] {
         &self.v_mem

@@ -100,6 +100,12 @@ pub trait NeuronModel: Send {
     fn energy_dissipated(&self) -> Option<f64> {
         None
     }
+
+    /// The circuit solver's work since the last reset, summed over
+    /// instances; None for models without a circuit.
+    fn solver_stats(&self) -> Option<KernelStats> {
+        None
+    }
 }
 
 /// The rate view: the steady-state firing rate (Hz) at a constant input

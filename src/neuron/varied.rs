@@ -8,7 +8,10 @@
 //! ones would: a spike map is only worth building when many instances
 //! replay from it.
 
-use super::{check_advance_args, NeuronError, NeuronKernel, NeuronModel, NeuronOptions, SpikeMap};
+use super::{
+    check_advance_args, KernelStats, NeuronError, NeuronKernel, NeuronModel, NeuronOptions,
+    SpikeMap,
+};
 use crate::circuit::Circuit;
 use std::sync::Arc;
 
@@ -157,5 +160,13 @@ impl NeuronModel for VariedKernel {
 
     fn energy_dissipated(&self) -> Option<f64> {
         self.kernels.iter().map(|k| k.energy_dissipated()).sum()
+    }
+
+    fn solver_stats(&self) -> Option<KernelStats> {
+        let mut total = KernelStats::default();
+        for k in &self.kernels {
+            total += k.stats();
+        }
+        Some(total)
     }
 }

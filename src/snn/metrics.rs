@@ -7,6 +7,7 @@
 
 use super::network::{ImageResult, RunSettings};
 use super::{Result, SnnError};
+use crate::neuron::KernelStats;
 use serde::{Deserialize, Serialize};
 
 /// What the energy figure is, or why there is none.
@@ -43,6 +44,10 @@ pub struct Counts {
     /// Images on which the `--compare` run predicted the same class.
     #[serde(default)]
     pub agree_with_compare: Option<u64>,
+    /// The circuit solver's work summed over images; None unless every
+    /// image ran circuit neurons.
+    #[serde(default)]
+    pub solver: Option<KernelStats>,
 }
 
 impl Counts {
@@ -66,6 +71,7 @@ impl Counts {
             neuron_steps: 0,
             energy_j: (!results.is_empty()).then_some(0.0),
             agree_with_compare: None,
+            solver: (!results.is_empty()).then(KernelStats::default),
         };
         for (r, &ann) in results.iter().zip(rate_model_predictions) {
             for (k, t2) in r.top2.iter().enumerate() {
@@ -84,6 +90,7 @@ impl Counts {
             c.synops += r.synops;
             c.neuron_steps += r.neuron_steps;
             c.energy_j = c.energy_j.zip(r.energy_j).map(|(a, b)| a + b);
+            c.solver = add_stats(c.solver, r.solver);
         }
         c
     }
@@ -127,12 +134,20 @@ impl Counts {
         self.synops += o.synops;
         self.neuron_steps += o.neuron_steps;
         self.energy_j = self.energy_j.zip(o.energy_j).map(|(a, b)| a + b);
+        self.solver = add_stats(self.solver, o.solver);
         self.agree_with_compare = match (self.agree_with_compare, o.agree_with_compare) {
             (Some(a), Some(b)) => Some(a + b),
             _ => None,
         };
         Ok(())
     }
+}
+
+fn add_stats(a: Option<KernelStats>, b: Option<KernelStats>) -> Option<KernelStats> {
+    a.zip(b).map(|(mut a, b)| {
+        a += b;
+        a
+    })
 }
 
 /// Where a run came from (not part of the simulation settings).

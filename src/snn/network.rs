@@ -15,7 +15,7 @@ use super::neurons::{
 use super::synapse::Synapse;
 use super::topology::Topology;
 use super::{Result, SnnError};
-use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap, VariedKernel};
+use crate::neuron::{KernelStats, NeuronKernel, NeuronOptions, SpikeMap, VariedKernel};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -94,6 +94,9 @@ pub struct ImageResult {
     /// Energy dissipated in the neuron circuits of every layer over the
     /// whole run (J); None unless every layer's neurons are circuits.
     pub energy_j: Option<f64>,
+    /// The circuit solver's work over the whole run, summed over the
+    /// layers whose neurons are circuits; None when none are.
+    pub solver: Option<KernelStats>,
 }
 
 struct LayerState {
@@ -371,6 +374,14 @@ impl<'a> Network<'a> {
             .filter_map(|l| l.neurons.as_ref())
             .map(Neurons::energy_dissipated)
             .sum::<Option<f64>>();
+        let solver = self
+            .layers
+            .iter()
+            .filter_map(|l| l.neurons.as_ref()?.solver_stats())
+            .reduce(|mut a, b| {
+                a += b;
+                a
+            });
         Ok(ImageResult {
             label,
             top2,
@@ -379,6 +390,7 @@ impl<'a> Network<'a> {
             synops,
             neuron_steps,
             energy_j,
+            solver,
         })
     }
 

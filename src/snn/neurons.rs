@@ -13,7 +13,7 @@
 
 use super::{Result, SnnError};
 use crate::circuit::Circuit;
-use crate::neuron::{check_advance_args, Lif, NeuronError, NeuronModel, RateModel};
+use crate::neuron::{check_advance_args, KernelStats, Lif, NeuronError, NeuronModel, RateModel};
 use crate::train::rng::SplitMix64;
 use crate::train::{Activation, RateCurve, SoftLif};
 use serde::{Deserialize, Serialize};
@@ -338,6 +338,14 @@ impl Neurons {
     pub fn energy_dissipated(&self) -> Option<f64> {
         match self {
             Neurons::Spiking(m) => m.energy_dissipated(),
+            Neurons::Rate => None,
+        }
+    }
+
+    /// The layer's circuit-solver work since the reset; None without circuits.
+    pub fn solver_stats(&self) -> Option<KernelStats> {
+        match self {
+            Neurons::Spiking(m) => m.solver_stats(),
             Neurons::Rate => None,
         }
     }
