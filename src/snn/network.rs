@@ -13,7 +13,7 @@ use super::neurons::{
     AbstractNeuron, Fidelity, InputMode, NeuronDevices, Neurons, RateIf, RateMap, Readout,
 };
 use super::synapse::Synapse;
-use super::topology::Topology;
+use super::topology::{ScatterBuffers, Topology};
 use super::{Result, SnnError};
 use crate::neuron::{KernelStats, NeuronKernel, NeuronOptions, SpikeMap, VariedKernel};
 use serde::{Deserialize, Serialize};
@@ -123,7 +123,7 @@ pub struct Network<'a> {
     input_phase: Vec<f64>,
     input_events: Vec<(usize, f64)>,
     spike_buf: Vec<(usize, f64)>,
-    pool_buf: [Vec<(usize, f64)>; 2],
+    scatter_buf: ScatterBuffers,
     probe: Option<Probe>,
 }
 
@@ -191,7 +191,7 @@ impl<'a> Network<'a> {
             input_phase: vec![0.0; input_len],
             input_events: Vec::new(),
             spike_buf: Vec::new(),
-            pool_buf: [Vec::new(), Vec::new()],
+            scatter_buf: ScatterBuffers::default(),
             probe: None,
         })
     }
@@ -216,7 +216,12 @@ impl<'a> Network<'a> {
                 .map(|(i, &v)| (i, v as f64))
                 .collect();
             let first = &mut self.layers[0];
-            self.topo.connections[0].scatter(&events, 1.0, &mut first.constant, &mut self.pool_buf);
+            self.topo.connections[0].scatter(
+                &events,
+                1.0,
+                &mut first.constant,
+                &mut self.scatter_buf,
+            );
         }
     }
 
@@ -270,7 +275,7 @@ impl<'a> Network<'a> {
                         &below,
                         scale,
                         &mut layer.u,
-                        &mut self.pool_buf,
+                        &mut self.scatter_buf,
                     ) as f64;
                 }
                 s.synapse.step(

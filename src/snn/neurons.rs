@@ -164,7 +164,7 @@ impl RateMap {
     #[inline]
     pub fn rate_hz(&self, drive: f64) -> f64 {
         match &self.rate_fn {
-            RateFn::Curve(c) => c.rate_hz_at(drive).0,
+            RateFn::Curve(c) => c.rate_hz(drive),
             RateFn::SoftLif(s) => s.eval(drive).0 / s.amplitude,
             RateFn::Relu => RELU_RATE_HZ * drive.max(0.0),
         }

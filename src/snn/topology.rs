@@ -11,12 +11,18 @@
 //! `(source index, amount)` events and scatters `amount · scale · w` along
 //! each source's outgoing weights (a dense column or a conv kernel
 //! footprint). Weights are stored transposed so that one source's fan-out is
-//! contiguous.
+//! contiguous. A convolution step where so many sources fire that the
+//! scatter would cost more than the whole convolution is computed as one
+//! im2col + GEMM product instead (same sum, same SynOps count): in the
+//! CIFAR networks a third of the first layers' neurons fire every step.
 
 use super::{Result, SnnError};
 use crate::train::arch::InputShape;
+use crate::train::layers::ConvShape;
 use crate::train::net::Layer;
 use crate::train::Net;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
 
 /// Average pooling of a `c × h × w` input (no padding).
 #[derive(Clone, Debug)]
@@ -157,44 +163,163 @@ impl Weighted {
     }
 }
 
+/// A convolution as one matrix product, for steps where so many sources
+/// fire that scattering them one by one costs more: the events are laid
+/// out as a dense input, unfolded (im2col) and multiplied by the weights
+/// (faer GEMM, one thread, so results do not depend on the thread count).
+#[derive(Clone, Debug)]
+pub struct ConvGemm {
+    shape: ConvShape,
+    /// `[out_c][in_c·k·k]`, as the ANN stores them.
+    weight: Vec<f64>,
+    /// Synaptic updates of one event at each source (its footprint).
+    fan_out: Vec<u32>,
+    /// Multiply-adds of one product.
+    macs: u64,
+}
+
+/// A product is used when scattering would take more than this many
+/// multiply-adds' time per synaptic update: measured on this machine, a
+/// scattered update costs about as much as 8 multiply-adds inside a GEMM.
+const GEMM_ADVANTAGE: u64 = 8;
+
+impl ConvGemm {
+    fn new(w: &Weighted) -> Option<Self> {
+        let Weighted::Conv {
+            in_c,
+            in_h,
+            in_w,
+            out_c,
+            kernel,
+            stride,
+            pad,
+            out_h,
+            out_w,
+            weight_t,
+        } = w
+        else {
+            return None;
+        };
+        let shape = ConvShape {
+            in_c: *in_c,
+            in_h: *in_h,
+            in_w: *in_w,
+            kernel: *kernel,
+            stride: *stride,
+            pad: *pad,
+            out_h: *out_h,
+            out_w: *out_w,
+        };
+        let rows = in_c * kernel * kernel;
+        let mut weight = vec![0.0; out_c * rows];
+        for (r, taps) in weight_t.chunks_exact(*out_c).enumerate() {
+            for (o, &t) in taps.iter().enumerate() {
+                weight[o * rows + r] = t as f64;
+            }
+        }
+        let mut scratch = vec![0.0; w.out_len()];
+        let fan_out = (0..w.in_len())
+            .map(|i| w.scatter_one(i, 0.0, &mut scratch) as u32)
+            .collect();
+        Some(ConvGemm {
+            shape,
+            weight,
+            fan_out,
+            macs: (out_c * rows * out_h * out_w) as u64,
+        })
+    }
+
+    /// `u += scale · W ∗ events`.
+    fn apply(&self, events: &[(usize, f64)], scale: f64, u: &mut [f64], buf: &mut GemmBuffers) {
+        let sh = &self.shape;
+        let (rows, width) = (sh.in_c * sh.kernel * sh.kernel, sh.out_h * sh.out_w);
+        buf.input.clear();
+        buf.input.resize(sh.in_c * sh.in_h * sh.in_w, 0.0);
+        for &(idx, amount) in events {
+            buf.input[idx] += amount * scale;
+        }
+        buf.cols.resize(rows * width, 0.0);
+        sh.im2col(&buf.input, 1, &mut buf.cols);
+        let out_c = self.weight.len() / rows;
+        matmul(
+            MatMut::from_row_major_slice_mut(u, out_c, width),
+            Accum::Add,
+            MatRef::from_row_major_slice(&self.weight, out_c, rows),
+            MatRef::from_row_major_slice(&buf.cols, rows, width),
+            1.0,
+            Par::Seq,
+        );
+    }
+}
+
+/// Scratch space of [`Connection::scatter`].
+#[derive(Clone, Debug, Default)]
+pub struct ScatterBuffers {
+    pooled: [Vec<(usize, f64)>; 2],
+    gemm: GemmBuffers,
+}
+
+#[derive(Clone, Debug, Default)]
+struct GemmBuffers {
+    input: Vec<f64>,
+    cols: Vec<f64>,
+}
+
 /// The linear map from one population (or the input image) to the next.
 #[derive(Clone, Debug)]
 pub struct Connection {
     pub pools: Vec<Pool>,
     pub weighted: Weighted,
+    /// The convolution as a matrix product, for dense steps.
+    gemm: Option<ConvGemm>,
 }
 
 impl Connection {
+    pub fn new(pools: Vec<Pool>, weighted: Weighted) -> Self {
+        let gemm = ConvGemm::new(&weighted);
+        Connection {
+            pools,
+            weighted,
+            gemm,
+        }
+    }
+
     /// Scatter `events` (source index, amount) times `scale` into `u`.
-    /// `buf` is scratch space for pooled events. Returns the synaptic updates.
+    /// Returns the synaptic updates (one weight added to one target),
+    /// whichever way they are computed.
     pub fn scatter(
         &self,
         events: &[(usize, f64)],
         scale: f64,
         u: &mut [f64],
-        buf: &mut [Vec<(usize, f64)>; 2],
+        buf: &mut ScatterBuffers,
     ) -> u64 {
-        let mut ops = 0;
-        if self.pools.is_empty() {
-            for &(idx, amount) in events {
-                ops += self.weighted.scatter_one(idx, amount * scale, u);
+        let events = if self.pools.is_empty() {
+            events
+        } else {
+            let [a, b] = &mut buf.pooled;
+            a.clear();
+            a.extend_from_slice(events);
+            for pool in &self.pools {
+                b.clear();
+                for &(idx, amount) in a.iter() {
+                    pool.propagate(idx, amount, b);
+                }
+                std::mem::swap(a, b);
             }
-            return ops;
-        }
-        let [a, b] = buf;
-        a.clear();
-        a.extend_from_slice(events);
-        for pool in &self.pools {
-            b.clear();
-            for &(idx, amount) in a.iter() {
-                pool.propagate(idx, amount, b);
+            &buf.pooled[0]
+        };
+        if let Some(g) = &self.gemm {
+            let ops: u64 = events.iter().map(|&(i, _)| g.fan_out[i] as u64).sum();
+            if ops * GEMM_ADVANTAGE > g.macs {
+                g.apply(events, scale, u, &mut buf.gemm);
+                return ops;
             }
-            std::mem::swap(a, b);
         }
-        for &(idx, amount) in a.iter() {
-            ops += self.weighted.scatter_one(idx, amount * scale, u);
-        }
-        ops
+        events
+            .iter()
+            .map(|&(idx, amount)| self.weighted.scatter_one(idx, amount * scale, u))
+            .sum()
     }
 
     /// Number of source values the connection reads.
@@ -348,10 +473,7 @@ impl Topology {
                         size: w.out_len(),
                         bias,
                     });
-                    connections.push(Connection {
-                        pools: std::mem::take(&mut pools),
-                        weighted: w,
-                    });
+                    connections.push(Connection::new(std::mem::take(&mut pools), w));
                 }
             }
         }
@@ -367,10 +489,7 @@ impl Topology {
             size: w.out_len(),
             bias,
         });
-        connections.push(Connection {
-            pools: std::mem::take(&mut pools),
-            weighted: w,
-        });
+        connections.push(Connection::new(std::mem::take(&mut pools), w));
         if populations.last().map(|p| p.size) != Some(net.arch.classes) {
             return Err(model_err(format!(
                 "the output layer has {} values, the model has {} classes",
@@ -426,7 +545,7 @@ impl Topology {
             .filter(|(_, &v)| v != 0.0)
             .map(|(i, &v)| (i, v as f64))
             .collect();
-        let mut buf = [Vec::new(), Vec::new()];
+        let mut buf = ScatterBuffers::default();
         let mut out = Vec::with_capacity(self.populations.len());
         for (c, p) in self.connections.iter().zip(&self.populations) {
             let mut z = p.bias.clone();
@@ -446,6 +565,60 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A dense step goes through the GEMM form; it must add what scattering
+    /// each event adds, and count the same synaptic updates.
+    #[test]
+    fn dense_steps_as_a_matrix_product_equal_the_scatter() {
+        let (in_c, in_h, in_w, out_c, k, stride, pad) = (3, 9, 8, 5, 3, 2, 1);
+        let (out_h, out_w) = (
+            (in_h + 2 * pad - k) / stride + 1,
+            (in_w + 2 * pad - k) / stride + 1,
+        );
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        let weight_t: Vec<f32> = (0..in_c * k * k * out_c).map(|_| next() as f32).collect();
+        let w = Weighted::Conv {
+            in_c,
+            in_h,
+            in_w,
+            out_c,
+            kernel: k,
+            stride,
+            pad,
+            out_h,
+            out_w,
+            weight_t,
+        };
+        let conn = Connection::new(Vec::new(), w.clone());
+        for density in [0.05, 0.5, 1.0] {
+            let mut events = Vec::new();
+            for i in 0..in_c * in_h * in_w {
+                if next() + 0.5 < density {
+                    events.push((i, 1.0 + next()));
+                }
+            }
+            let (mut by_scatter, mut by_conn) = (vec![0.25; w.out_len()], vec![0.25; w.out_len()]);
+            let ops: u64 = events
+                .iter()
+                .map(|&(i, a)| w.scatter_one(i, a * 3.0, &mut by_scatter))
+                .sum();
+            let mut buf = ScatterBuffers::default();
+            assert_eq!(conn.scatter(&events, 3.0, &mut by_conn, &mut buf), ops);
+            for (a, b) in by_scatter.iter().zip(&by_conn) {
+                assert!((a - b).abs() < 1e-12, "{a} vs {b} at density {density}");
+            }
+        }
+        // The dense events do take the product.
+        let g = conn.gemm.as_ref().unwrap();
+        let all: u64 = g.fan_out.iter().map(|&f| f as u64).sum();
+        assert!(all * GEMM_ADVANTAGE > g.macs);
+    }
 
     #[test]
     fn pool_windows_cover_each_input() {

@@ -575,6 +575,19 @@ impl RateCurve {
         (r, dr * d_eff)
     }
 
+    /// The rate alone (Hz) at current `i_a` (A): [`RateCurve::rate_hz_at`]
+    /// without the derivative, for the spiking network's per-step drive.
+    pub fn rate_hz(&self, i_a: f64) -> f64 {
+        let rh = self.knots_a[0];
+        let s = self.spec.smoothing_a;
+        let i_eff = if s > 0.0 {
+            rh + s * softplus((i_a - rh) / s)
+        } else {
+            i_a.max(rh)
+        };
+        self.hermite(i_eff).0
+    }
+
     /// The unsmoothed interpolant and its derivative, for `i >= rheobase`.
     fn hermite(&self, i: f64) -> (f64, f64) {
         let (x, y, m) = (&self.knots_a, &self.knots_hz, &self.slopes);
@@ -737,6 +750,11 @@ mod tests {
         // z = 1 reaches 90% of the top rate.
         let top = 0.9 * c.spec().rate_hz[20];
         assert!((c.rate_hz_at(s.gain_a + s.offset_a).0 / top - 1.0).abs() < 0.02);
+        // The value-only path is the same function.
+        for k in -40..=200 {
+            let i_a = k as f64 * 3e-11;
+            assert_eq!(c.rate_hz(i_a), c.rate_hz_at(i_a).0, "at {i_a} A");
+        }
     }
 
     #[test]

@@ -172,6 +172,66 @@ fn sum_in_order(parts: &[Vec<f32>], len: usize) -> Vec<f32> {
 
 // ---------------------------------------------------------------- conv2d
 
+/// Geometry of a 2-D convolution (input, kernel, stride, zero padding, output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub in_c: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+impl ConvShape {
+    /// Unfold the receptive fields of `n` inputs laid out `[c][b][y][x]`:
+    /// `cols[(c,i,j)][(b,oy,ox)]`. Writes every entry.
+    pub fn im2col<T: Copy + Default>(&self, x: &[T], n: usize, cols: &mut [T]) {
+        let (h, w, k, s, pad) = (
+            self.in_h,
+            self.in_w,
+            self.kernel,
+            self.stride,
+            self.pad as isize,
+        );
+        let (oh, ow) = (self.out_h, self.out_w);
+        let width = n * oh * ow;
+        for c in 0..self.in_c {
+            for i in 0..k {
+                let rows = valid_range(oh, h, s, i as isize - pad);
+                for j in 0..k {
+                    let cols_ok = valid_range(ow, w, s, j as isize - pad);
+                    let row = &mut cols[((c * k + i) * k + j) * width..][..width];
+                    for b in 0..n {
+                        let plane = &x[(c * n + b) * h * w..][..h * w];
+                        let out = &mut row[b * oh * ow..][..oh * ow];
+                        out[..rows.start * ow].fill(T::default());
+                        out[rows.end * ow..].fill(T::default());
+                        for oy in rows.clone() {
+                            let dst = &mut out[oy * ow..][..ow];
+                            let iy = (oy * s + i) as isize - pad;
+                            let src = &plane[iy as usize * w..][..w];
+                            dst[..cols_ok.start].fill(T::default());
+                            dst[cols_ok.end..].fill(T::default());
+                            let x0 = (cols_ok.start * s + j) as isize - pad;
+                            let x0 = x0 as usize;
+                            if s == 1 {
+                                dst[cols_ok.clone()].copy_from_slice(&src[x0..x0 + cols_ok.len()]);
+                            } else {
+                                for (d, ox) in dst[cols_ok.clone()].iter_mut().zip(0..) {
+                                    *d = src[x0 + ox * s];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// 2-D convolution via im2col + GEMM. Weight `[Cout, Cin, K, K]`, bias `[Cout]`.
 #[derive(Clone, Debug)]
 pub struct Conv2d {
@@ -231,47 +291,16 @@ impl Conv2d {
         self.in_c * self.kernel * self.kernel
     }
 
-    /// Unfold the receptive fields: `cols[(c,i,j)][(b,oy,ox)]`. Writes every entry.
-    fn im2col(&self, x: &[f32], n: usize, cols: &mut [f32]) {
-        let (h, w, k, s, pad) = (
-            self.in_h,
-            self.in_w,
-            self.kernel,
-            self.stride,
-            self.pad as isize,
-        );
-        let (oh, ow) = (self.out_h, self.out_w);
-        let width = n * oh * ow;
-        for c in 0..self.in_c {
-            for i in 0..k {
-                let rows = valid_range(oh, h, s, i as isize - pad);
-                for j in 0..k {
-                    let cols_ok = valid_range(ow, w, s, j as isize - pad);
-                    let row = &mut cols[((c * k + i) * k + j) * width..][..width];
-                    for b in 0..n {
-                        let plane = &x[(c * n + b) * h * w..][..h * w];
-                        let out = &mut row[b * oh * ow..][..oh * ow];
-                        out[..rows.start * ow].fill(0.0);
-                        out[rows.end * ow..].fill(0.0);
-                        for oy in rows.clone() {
-                            let dst = &mut out[oy * ow..][..ow];
-                            let iy = (oy * s + i) as isize - pad;
-                            let src = &plane[iy as usize * w..][..w];
-                            dst[..cols_ok.start].fill(0.0);
-                            dst[cols_ok.end..].fill(0.0);
-                            let x0 = (cols_ok.start * s + j) as isize - pad;
-                            let x0 = x0 as usize;
-                            if s == 1 {
-                                dst[cols_ok.clone()].copy_from_slice(&src[x0..x0 + cols_ok.len()]);
-                            } else {
-                                for (d, ox) in dst[cols_ok.clone()].iter_mut().zip(0..) {
-                                    *d = src[x0 + ox * s];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+    fn shape(&self) -> ConvShape {
+        ConvShape {
+            in_c: self.in_c,
+            in_h: self.in_h,
+            in_w: self.in_w,
+            kernel: self.kernel,
+            stride: self.stride,
+            pad: self.pad,
+            out_h: self.out_h,
+            out_w: self.out_w,
         }
     }
 
@@ -327,7 +356,7 @@ impl Conv2d {
             .map(|chunk| {
                 let width = chunk.n * p;
                 let mut cols = buffer(kr * width);
-                this.im2col(&chunk.data, chunk.n, &mut cols);
+                this.shape().im2col(&chunk.data, chunk.n, &mut cols);
                 recycle(chunk.data);
                 let mut y = buffer(this.out_c * width);
                 for (row, b) in y.chunks_exact_mut(width).zip(&this.bias.value) {
