@@ -65,15 +65,8 @@ impl Pool {
 #[derive(Clone, Debug)]
 pub enum Weighted {
     Conv {
-        in_c: usize,
-        in_h: usize,
-        in_w: usize,
+        shape: ConvShape,
         out_c: usize,
-        kernel: usize,
-        stride: usize,
-        pad: usize,
-        out_h: usize,
-        out_w: usize,
         /// `[in_c][kernel][kernel][out_c]`.
         weight_t: Vec<f32>,
     },
@@ -88,9 +81,7 @@ pub enum Weighted {
 impl Weighted {
     fn in_len(&self) -> usize {
         match self {
-            Weighted::Conv {
-                in_c, in_h, in_w, ..
-            } => in_c * in_h * in_w,
+            Weighted::Conv { shape: g, .. } => g.in_c * g.in_h * g.in_w,
             Weighted::Dense { in_f, .. } => *in_f,
         }
     }
@@ -98,11 +89,8 @@ impl Weighted {
     fn out_len(&self) -> usize {
         match self {
             Weighted::Conv {
-                out_c,
-                out_h,
-                out_w,
-                ..
-            } => out_c * out_h * out_w,
+                shape: g, out_c, ..
+            } => out_c * g.out_h * g.out_w,
             Weighted::Dense { out_f, .. } => *out_f,
         }
     }
@@ -121,40 +109,34 @@ impl Weighted {
                 *out_f as u64
             }
             Weighted::Conv {
-                in_h,
-                in_w,
+                shape: g,
                 out_c,
-                kernel,
-                stride,
-                pad,
-                out_h,
-                out_w,
                 weight_t,
-                ..
             } => {
-                let plane = in_h * in_w;
+                let (in_w, out_h, out_w, out_c) = (g.in_w, g.out_h, g.out_w, *out_c);
+                let (k, s, pad) = (g.kernel, g.stride, g.pad);
+                let plane = g.in_h * in_w;
                 let (c, y, x) = (idx / plane, (idx % plane) / in_w, idx % in_w);
-                let (k, s) = (*kernel, *stride);
                 let out_plane = out_h * out_w;
                 let mut ops = 0;
                 for i in 0..k {
                     let ny = y + pad;
-                    if ny < i || (ny - i) % s != 0 || (ny - i) / s >= *out_h {
+                    if ny < i || (ny - i) % s != 0 || (ny - i) / s >= out_h {
                         continue;
                     }
                     let oy = (ny - i) / s;
                     for j in 0..k {
                         let nx = x + pad;
-                        if nx < j || (nx - j) % s != 0 || (nx - j) / s >= *out_w {
+                        if nx < j || (nx - j) % s != 0 || (nx - j) / s >= out_w {
                             continue;
                         }
                         let ox = (nx - j) / s;
-                        let taps = &weight_t[((c * k + i) * k + j) * out_c..][..*out_c];
+                        let taps = &weight_t[((c * k + i) * k + j) * out_c..][..out_c];
                         let base = oy * out_w + ox;
                         for (o, &w) in taps.iter().enumerate() {
                             u[o * out_plane + base] += a * w as f64;
                         }
-                        ops += *out_c as u64;
+                        ops += out_c as u64;
                     }
                 }
                 ops
@@ -186,30 +168,14 @@ const GEMM_ADVANTAGE: u64 = 8;
 impl ConvGemm {
     fn new(w: &Weighted) -> Option<Self> {
         let Weighted::Conv {
-            in_c,
-            in_h,
-            in_w,
+            shape,
             out_c,
-            kernel,
-            stride,
-            pad,
-            out_h,
-            out_w,
             weight_t,
         } = w
         else {
             return None;
         };
-        let shape = ConvShape {
-            in_c: *in_c,
-            in_h: *in_h,
-            in_w: *in_w,
-            kernel: *kernel,
-            stride: *stride,
-            pad: *pad,
-            out_h: *out_h,
-            out_w: *out_w,
-        };
+        let (in_c, kernel, out_h, out_w) = (shape.in_c, shape.kernel, shape.out_h, shape.out_w);
         let rows = in_c * kernel * kernel;
         let mut weight = vec![0.0; out_c * rows];
         for (r, taps) in weight_t.chunks_exact(*out_c).enumerate() {
@@ -222,7 +188,7 @@ impl ConvGemm {
             .map(|i| w.scatter_one(i, 0.0, &mut scratch) as u32)
             .collect();
         Some(ConvGemm {
-            shape,
+            shape: *shape,
             weight,
             fan_out,
             macs: (out_c * rows * out_h * out_w) as u64,
@@ -398,15 +364,8 @@ impl Topology {
                     let name = c.weight.name.trim_end_matches(".weight").to_string();
                     weighted = Some((
                         Weighted::Conv {
-                            in_c: ic,
-                            in_h: c.in_h,
-                            in_w: c.in_w,
+                            shape: c.shape(),
                             out_c: oc,
-                            kernel: k,
-                            stride: c.stride,
-                            pad: c.pad,
-                            out_h: c.out_h,
-                            out_w: c.out_w,
                             weight_t,
                         },
                         name,
@@ -584,15 +543,17 @@ mod tests {
         };
         let weight_t: Vec<f32> = (0..in_c * k * k * out_c).map(|_| next() as f32).collect();
         let w = Weighted::Conv {
-            in_c,
-            in_h,
-            in_w,
+            shape: ConvShape {
+                in_c,
+                in_h,
+                in_w,
+                kernel: k,
+                stride,
+                pad,
+                out_h,
+                out_w,
+            },
             out_c,
-            kernel: k,
-            stride,
-            pad,
-            out_h,
-            out_w,
             weight_t,
         };
         let conn = Connection::new(Vec::new(), w.clone());

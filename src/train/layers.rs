@@ -230,6 +230,49 @@ impl ConvShape {
             }
         }
     }
+
+    /// Fold the column gradients back onto the input (adjoint of im2col).
+    pub fn col2im(&self, cols: &[f32], n: usize, dx: &mut [f32]) {
+        let (h, w, k, s, pad) = (
+            self.in_h,
+            self.in_w,
+            self.kernel,
+            self.stride,
+            self.pad as isize,
+        );
+        let (oh, ow) = (self.out_h, self.out_w);
+        let width = n * oh * ow;
+        for c in 0..self.in_c {
+            for i in 0..k {
+                let rows = valid_range(oh, h, s, i as isize - pad);
+                for j in 0..k {
+                    let cols_ok = valid_range(ow, w, s, j as isize - pad);
+                    let row = &cols[((c * k + i) * k + j) * width..][..width];
+                    for b in 0..n {
+                        let plane = &mut dx[(c * n + b) * h * w..][..h * w];
+                        for oy in rows.clone() {
+                            let src = &row[(b * oh + oy) * ow..][..ow];
+                            let iy = (oy * s + i) as isize - pad;
+                            let dst = &mut plane[iy as usize * w..][..w];
+                            let x0 = ((cols_ok.start * s + j) as isize - pad) as usize;
+                            if s == 1 {
+                                for (d, v) in dst[x0..x0 + cols_ok.len()]
+                                    .iter_mut()
+                                    .zip(&src[cols_ok.clone()])
+                                {
+                                    *d += v;
+                                }
+                            } else {
+                                for (v, ox) in src[cols_ok.clone()].iter().zip(0..) {
+                                    dst[x0 + ox * s] += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// 2-D convolution via im2col + GEMM. Weight `[Cout, Cin, K, K]`, bias `[Cout]`.
@@ -291,7 +334,8 @@ impl Conv2d {
         self.in_c * self.kernel * self.kernel
     }
 
-    fn shape(&self) -> ConvShape {
+    /// The layer's geometry.
+    pub fn shape(&self) -> ConvShape {
         ConvShape {
             in_c: self.in_c,
             in_h: self.in_h,
@@ -301,49 +345,6 @@ impl Conv2d {
             pad: self.pad,
             out_h: self.out_h,
             out_w: self.out_w,
-        }
-    }
-
-    /// Fold the column gradients back onto the input (adjoint of im2col).
-    fn col2im(&self, cols: &[f32], n: usize, dx: &mut [f32]) {
-        let (h, w, k, s, pad) = (
-            self.in_h,
-            self.in_w,
-            self.kernel,
-            self.stride,
-            self.pad as isize,
-        );
-        let (oh, ow) = (self.out_h, self.out_w);
-        let width = n * oh * ow;
-        for c in 0..self.in_c {
-            for i in 0..k {
-                let rows = valid_range(oh, h, s, i as isize - pad);
-                for j in 0..k {
-                    let cols_ok = valid_range(ow, w, s, j as isize - pad);
-                    let row = &cols[((c * k + i) * k + j) * width..][..width];
-                    for b in 0..n {
-                        let plane = &mut dx[(c * n + b) * h * w..][..h * w];
-                        for oy in rows.clone() {
-                            let src = &row[(b * oh + oy) * ow..][..ow];
-                            let iy = (oy * s + i) as isize - pad;
-                            let dst = &mut plane[iy as usize * w..][..w];
-                            let x0 = ((cols_ok.start * s + j) as isize - pad) as usize;
-                            if s == 1 {
-                                for (d, v) in dst[x0..x0 + cols_ok.len()]
-                                    .iter_mut()
-                                    .zip(&src[cols_ok.clone()])
-                                {
-                                    *d += v;
-                                }
-                            } else {
-                                for (v, ox) in src[cols_ok.clone()].iter().zip(0..) {
-                                    dst[x0 + ox * s] += v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
         }
     }
 
@@ -421,7 +422,7 @@ impl Conv2d {
                         row_major(&d.data, this.out_c, width),
                     );
                     let mut dx = buffer(this.in_c * this.in_h * this.in_w * d.n);
-                    this.col2im(&dcols, d.n, &mut dx);
+                    this.shape().col2im(&dcols, d.n, &mut dx);
                     recycle(dcols);
                     Chunk { n: d.n, data: dx }
                 });
