@@ -8,9 +8,9 @@ use circsnn::data::{self, Dataset, DatasetKind, Split};
 use circsnn::neuron::{Lif, RateModel};
 use circsnn::snn::metrics::Counts;
 use circsnn::snn::{
-    classify, merge_reports, rate_model_predictions, run_images, shared_spike_maps, AbstractNeuron,
-    Fidelity, InputMode, NeuronDevices, RateMap, Readout, Report, RunSettings, Synapse,
-    SynapseKind, Topology,
+    classify, classify_resuming, merge_reports, rate_model_predictions, run_images,
+    shared_spike_maps, AbstractNeuron, Checkpoints, ClassifyOutcome, Fidelity, InputMode,
+    NeuronDevices, RateMap, Readout, Report, RunSettings, Synapse, SynapseKind, Topology,
 };
 use circsnn::train::arch::{ArchSpec, InputShape, LayerSpec, Padding};
 use circsnn::train::{
@@ -223,6 +223,160 @@ fn steps_convergence() {
         agree >= 49,
         "rate fidelity agrees with the ANN on {agree} of 50"
     );
+}
+
+#[test]
+fn a_run_in_blocks_resumed_midway_gives_the_uninterrupted_results() {
+    let Some(f) = fixture() else { return };
+    let topo = Topology::from_net(&f.net).unwrap();
+    let map = RateMap::new(&f.net.activation, 1.0).unwrap();
+    let (x, labels) = images(f, 0..9);
+    let s = settings(Fidelity::Abstract, vec![10, 30]);
+    let whole = classify(&topo, &map, &s, None, &x, &labels, &|| {}).unwrap();
+
+    // Blocks of one round of the pool each (every_s = 0), saved after each.
+    let mut saved: Vec<usize> = Vec::new();
+    let mut save = |o: &ClassifyOutcome| {
+        saved.push(o.results.len());
+        Ok(())
+    };
+    let blocks = classify_resuming(
+        &topo,
+        &map,
+        &s,
+        None,
+        &x,
+        &labels,
+        ClassifyOutcome::default(),
+        Checkpoints {
+            every_s: Some(0.0),
+            save: &mut save,
+        },
+        &|| {},
+    )
+    .unwrap();
+    assert_eq!(blocks.results, whole.results);
+    assert!(saved.len() >= 2, "saved after {saved:?} images");
+    assert_eq!(saved.last(), Some(&9));
+    assert!(saved.windows(2).all(|w| w[0] < w[1]), "{saved:?}");
+
+    // Resumed after the first 4 images: they are not run again.
+    let done = ClassifyOutcome {
+        results: whole.results[..4].to_vec(),
+        wall_s: 1.0,
+    };
+    let ran = std::sync::atomic::AtomicUsize::new(0);
+    let resumed = classify_resuming(
+        &topo,
+        &map,
+        &s,
+        None,
+        &x,
+        &labels,
+        done,
+        Checkpoints {
+            every_s: None,
+            save: &mut |_| Ok(()),
+        },
+        &|| {
+            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.results, whole.results);
+    assert_eq!(ran.into_inner(), 5);
+    assert!(resumed.wall_s >= 1.0);
+}
+
+#[test]
+fn cli_resumes_an_interrupted_run_and_refuses_to_overwrite_one() {
+    let Some(f) = fixture() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "--fidelity",
+        "abstract",
+        "--compare",
+        "rate",
+        "--limit",
+        "12",
+        "--steps",
+        "10,20",
+    ];
+    let whole = out.path().join("whole");
+    let mut c = circsnn_cmd(f);
+    c.args(args).arg("--out").arg(&whole);
+    run_ok(c);
+    let report = read_report(&whole.join("report.json"));
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("checkpoint.json")).unwrap())
+            .unwrap();
+    let passes = checkpoint["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 2);
+    assert!(passes
+        .iter()
+        .all(|p| p["results"].as_array().unwrap().len() == 12));
+
+    // An interrupted run: 5 images of the first pass done, none of the second.
+    let partial = out.path().join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    let mut cut = checkpoint.clone();
+    cut["passes"][0]["results"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(5);
+    cut["passes"].as_array_mut().unwrap().truncate(1);
+    std::fs::write(partial.join("checkpoint.json"), cut.to_string()).unwrap();
+
+    let attempt = |extra: &[&str]| {
+        let mut c = circsnn_cmd(f);
+        c.args(args).args(extra).arg("--out").arg(&partial);
+        c.output().unwrap()
+    };
+    // Without --resume the checkpoint is not overwritten.
+    let o = attempt(&[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--resume") && err.contains("5 "), "{err}");
+    // A different run may not continue it.
+    let mut c = circsnn_cmd(f);
+    c.args([
+        "--fidelity",
+        "abstract",
+        "--compare",
+        "rate",
+        "--limit",
+        "12",
+    ])
+    .args(["--steps", "10,30", "--resume", "--out"])
+    .arg(&partial);
+    let o = c.output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("differs in: settings"), "{err}");
+
+    let o = attempt(&["--resume"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let resumed = read_report(&partial.join("report.json"));
+    assert_eq!(resumed.counts, report.counts);
+    assert_eq!(resumed.accuracy_vs_steps, report.accuracy_vs_steps);
+    assert_eq!(
+        resumed.agreement_with_compare,
+        report.agreement_with_compare
+    );
+    assert_eq!(
+        resumed.compare.as_ref().unwrap().counts,
+        report.compare.as_ref().unwrap().counts
+    );
+
+    // Nothing to resume from.
+    let mut c = circsnn_cmd(f);
+    c.args(args)
+        .arg("--resume")
+        .arg("--out")
+        .arg(out.path().join("empty"));
+    let o = c.output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no run to continue"));
 }
 
 #[test]

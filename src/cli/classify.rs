@@ -2,6 +2,7 @@
 //! neurons are the netlist's circuit (or its rate model, or an abstract
 //! neuron with the same rate curve), and `circsnn merge` for shard reports.
 
+use super::classify_checkpoint::{Checkpoint, RunKey, CHECKPOINT_EVERY_S};
 use super::sim::resolve_netlist;
 use crate::circuit::{self, Circuit};
 use crate::data::{self, DatasetKind, Split};
@@ -9,8 +10,9 @@ use crate::netlist;
 use crate::output::line_figure;
 use crate::snn::metrics::{Counts, RunInfo};
 use crate::snn::{
-    classify, merge_reports, rate_model_predictions, AbstractNeuron, Fidelity, InputMode,
-    NeuronDevices, RateMap, Readout, Report, RunSettings, Synapse, SynapseKind, Topology,
+    classify_resuming, merge_reports, rate_model_predictions, AbstractNeuron, Checkpoints,
+    ClassifyOutcome, Fidelity, InputMode, NeuronDevices, RateMap, Readout, Report, RunSettings,
+    SnnError, Synapse, SynapseKind, Topology,
 };
 use crate::train::{load_model, Net};
 use anyhow::{bail, Context};
@@ -73,8 +75,13 @@ pub struct ClassifyArgs {
     #[arg(long, value_name = "k/n")]
     pub shard: Option<String>,
     /// Output folder (default out/classify/<dataset>-<netlist stem>-<fidelity>).
+    /// The run saves its progress there about once a minute (checkpoint.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue the interrupted run whose checkpoint.json is in the output
+    /// folder (same options; the thread count may differ).
+    #[arg(long)]
+    pub resume: bool,
     /// Print the report as JSON on stdout instead of the text summary.
     #[arg(long)]
     pub json: bool,
@@ -353,18 +360,38 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
             .prepare(&dataset, i, &mut images[k * len..(k + 1) * len]);
     }
     let labels: Vec<usize> = range.clone().map(|i| dataset.labels[i] as usize).collect();
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut name = format!("{}-{stem}-{}", args.dataset.name(), args.fidelity.name());
+        if let Some((k, n)) = shard {
+            name.push_str(&format!("-shard{k}of{n}"));
+        }
+        PathBuf::from("out").join("classify").join(name)
+    });
+    let model_json = model_dir.join(format!("{model_name}.json"));
     let info = RunInfo {
         netlist: netlist_path.display().to_string(),
-        model: model_dir
-            .join(format!("{model_name}.json"))
-            .display()
-            .to_string(),
+        model: model_json.display().to_string(),
         dataset: args.dataset.name().into(),
         limit: total,
         shard: args.shard.clone(),
         threads: rayon::current_num_threads(),
         device_variation,
     };
+    let (netlist_sha256, model_sha256) = RunKey::file_hashes(&netlist_path, &model_json)?;
+    let key = RunKey {
+        settings: settings.clone(),
+        compare: args.compare,
+        netlist: info.netlist.clone(),
+        netlist_sha256,
+        model: info.model.clone(),
+        model_sha256,
+        dataset: info.dataset.clone(),
+        data_variant: dataset.variant.clone(),
+        first_image: range.start,
+        images: range.len(),
+        device_variation: info.device_variation.clone(),
+    };
+    let mut checkpoint = Checkpoint::start(&out, key, args.resume)?;
     let report = classify_images(
         &mut net,
         &settings,
@@ -374,16 +401,10 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
         info,
         &dataset.variant,
         args.compare,
+        Some((&out, &mut checkpoint)),
         quiet,
     )?;
 
-    let out = args.out.clone().unwrap_or_else(|| {
-        let mut name = format!("{}-{stem}-{}", args.dataset.name(), args.fidelity.name());
-        if let Some((k, n)) = shard {
-            name.push_str(&format!("-shard{k}of{n}"));
-        }
-        PathBuf::from("out").join("classify").join(name)
-    });
     write_outputs(&out, &report, &dataset.class_names)?;
     print_report(&report, &out, args.json)
 }
@@ -400,6 +421,7 @@ pub fn classify_images(
     info: RunInfo,
     data_variant: &str,
     compare: Option<Fidelity>,
+    mut checkpoint: Option<(&Path, &mut Checkpoint)>,
     quiet: bool,
 ) -> anyhow::Result<Report> {
     let topo = Topology::from_net(net)?;
@@ -420,13 +442,39 @@ pub fn classify_images(
         .iter()
         .map(|p| p.size)
         .collect();
-    let run_one = |s: &RunSettings| -> anyhow::Result<crate::snn::ClassifyOutcome> {
+    // Pass 0 is the run's fidelity, pass 1 the `--compare` one; each
+    // continues from the checkpoint's results and saves its own.
+    let mut run_pass = |s: &RunSettings, index: usize| -> anyhow::Result<ClassifyOutcome> {
+        let done = checkpoint
+            .as_ref()
+            .map(|(_, c)| c.pass(index))
+            .unwrap_or_default();
         let bar = progress_bar(labels.len(), quiet, s.fidelity.name());
-        let outcome = classify(&topo, &map, s, devices, images, labels, &|| bar.inc(1))?;
+        bar.inc(done.results.len() as u64);
+        let mut save = |o: &ClassifyOutcome| match checkpoint.as_mut() {
+            Some((out, c)) => c
+                .save(out, index, o)
+                .map_err(|e| SnnError::Checkpoint(format!("{e:#}"))),
+            None => Ok(()),
+        };
+        let outcome = classify_resuming(
+            &topo,
+            &map,
+            s,
+            devices,
+            images,
+            labels,
+            done,
+            Checkpoints {
+                every_s: Some(CHECKPOINT_EVERY_S),
+                save: &mut save,
+            },
+            &|| bar.inc(1),
+        )?;
         bar.finish_and_clear();
         Ok(outcome)
     };
-    let main = run_one(settings)?;
+    let main = run_pass(settings, 0)?;
     let mut counts = Counts::from_results(
         &main.results,
         &ann,
@@ -438,7 +486,7 @@ pub fn classify_images(
         Some(f) => {
             let mut s = settings.clone();
             s.fidelity = f;
-            let other = run_one(&s)?;
+            let other = run_pass(&s, 1)?;
             counts.set_agreement(&main.results, &other.results);
             let c = Counts::from_results(
                 &other.results,

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod classify;
+pub mod classify_checkpoint;
 pub mod data;
 pub mod merge;
 pub mod rate;

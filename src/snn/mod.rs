@@ -31,7 +31,10 @@ pub mod topology;
 pub use metrics::{merge_reports, Counts, Report, RunInfo, StepsAccuracy};
 pub use network::{Activity, ImageResult, Network, RunSettings};
 pub use neurons::{AbstractNeuron, Fidelity, InputMode, NeuronDevices, RateIf, RateMap, Readout};
-pub use run::{classify, rate_model_predictions, run_images, shared_spike_maps, ClassifyOutcome};
+pub use run::{
+    classify, classify_resuming, rate_model_predictions, run_images, shared_spike_maps,
+    Checkpoints, ClassifyOutcome,
+};
 pub use synapse::{Synapse, SynapseKind};
 pub use topology::Topology;
 
@@ -52,6 +55,8 @@ pub enum SnnError {
     Data(String),
     #[error("merge: {0}")]
     Merge(String),
+    #[error("saving the checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 pub type Result<T> = std::result::Result<T, SnnError>;

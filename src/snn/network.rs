@@ -77,7 +77,7 @@ impl RunSettings {
 }
 
 /// What one image gave.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageResult {
     pub label: usize,
     /// Per entry of `RunSettings::steps`: the two best classes, best first.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Results in image order and the wall time of the simulation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ClassifyOutcome {
     pub results: Vec<ImageResult>,
     pub wall_s: f64,
@@ -35,6 +35,48 @@ pub fn classify(
     labels: &[usize],
     progress: &(dyn Fn() + Sync),
 ) -> Result<ClassifyOutcome> {
+    let no_checkpoints = Checkpoints {
+        every_s: None,
+        save: &mut |_: &ClassifyOutcome| Ok(()),
+    };
+    classify_resuming(
+        topo,
+        map,
+        settings,
+        devices,
+        images,
+        labels,
+        ClassifyOutcome::default(),
+        no_checkpoints,
+        progress,
+    )
+}
+
+/// How a long run saves its progress: after blocks of images that take
+/// about `every_s` seconds (None: one block, no saving), `save` gets the
+/// results so far.
+pub struct Checkpoints<'a> {
+    pub every_s: Option<f64>,
+    pub save: &'a mut dyn FnMut(&ClassifyOutcome) -> Result<()>,
+}
+
+/// [`classify`] that starts after the images already in `done` (the
+/// results of an interrupted run: the first `done.results.len()` images,
+/// not run again) and saves its progress through `checkpoints`. Images
+/// are independent and the spike maps are built from the settings alone,
+/// so a resumed run gives the results of an uninterrupted one.
+#[allow(clippy::too_many_arguments)]
+pub fn classify_resuming(
+    topo: &Topology,
+    map: &RateMap,
+    settings: &RunSettings,
+    devices: Option<&NeuronDevices>,
+    images: &[f32],
+    labels: &[usize],
+    mut done: ClassifyOutcome,
+    checkpoints: Checkpoints,
+    progress: &(dyn Fn() + Sync),
+) -> Result<ClassifyOutcome> {
     let len = topo.input.channels * topo.input.height * topo.input.width;
     if images.len() != labels.len() * len {
         return Err(SnnError::Data(format!(
@@ -43,25 +85,49 @@ pub fn classify(
             labels.len()
         )));
     }
+    if done.results.len() > labels.len() {
+        return Err(SnnError::Data(format!(
+            "{} images already done of a run of {}",
+            done.results.len(),
+            labels.len()
+        )));
+    }
     let spike_maps = shared_spike_maps(map, settings, devices)?;
-    let start = Instant::now();
-    let results = run_images(
-        topo,
-        map,
-        settings,
-        devices,
-        &spike_maps,
-        images,
-        |net, image, i| {
-            let r = net.run_image(image, labels[i]);
-            progress();
-            r
-        },
-    )?;
-    Ok(ClassifyOutcome {
-        results,
-        wall_s: start.elapsed().as_secs_f64(),
-    })
+    let threads = rayon::current_num_threads().max(1);
+    // The first block is short, so that the time per image is known early.
+    let mut block = match checkpoints.every_s {
+        Some(_) => 2 * threads,
+        None => labels.len(),
+    };
+    while done.results.len() < labels.len() {
+        let first = done.results.len();
+        let end = (first + block.max(1)).min(labels.len());
+        let start = Instant::now();
+        let results = run_images(
+            topo,
+            map,
+            settings,
+            devices,
+            &spike_maps,
+            &images[first * len..end * len],
+            |net, image, i| {
+                let r = net.run_image(image, labels[first + i]);
+                progress();
+                r
+            },
+        )?;
+        let elapsed = start.elapsed().as_secs_f64();
+        done.results.extend(results);
+        done.wall_s += elapsed;
+        (checkpoints.save)(&done)?;
+        if let Some(every_s) = checkpoints.every_s {
+            // Whole rounds of the thread pool, about `every_s` of work.
+            let per_image = elapsed / (end - first) as f64;
+            let rounds = (every_s / (per_image * threads as f64).max(1e-9)).clamp(1.0, 1e4);
+            block = rounds as usize * threads;
+        }
+    }
+    Ok(done)
 }
 
 /// Apply `f(network, image, index)` to every image in parallel, one reset
