@@ -449,6 +449,15 @@ pub fn classify_images(
             .as_ref()
             .map(|(_, c)| c.pass(index))
             .unwrap_or_default();
+        if !done.results.is_empty() && !quiet {
+            eprintln!(
+                "{}: resuming after {} of {} images ({:.0} s of simulation saved)",
+                s.fidelity.name(),
+                done.results.len(),
+                labels.len(),
+                done.wall_s
+            );
+        }
         let bar = progress_bar(labels.len(), quiet, s.fidelity.name());
         bar.inc(done.results.len() as u64);
         let mut save = |o: &ClassifyOutcome| match checkpoint.as_mut() {
