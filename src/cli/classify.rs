@@ -401,7 +401,7 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
         info,
         &dataset.variant,
         args.compare,
-        Some((&out, &mut checkpoint)),
+        (&out, &mut checkpoint),
         quiet,
     )?;
 
@@ -410,7 +410,8 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
 }
 
 /// Run the spiking network (and the `compare` fidelity) on prepared images
-/// and build the report.
+/// and build the report; each pass continues from the images `checkpoint`
+/// holds and saves its progress to it (in folder `out`).
 #[allow(clippy::too_many_arguments)]
 pub fn classify_images(
     net: &mut Net,
@@ -421,7 +422,7 @@ pub fn classify_images(
     info: RunInfo,
     data_variant: &str,
     compare: Option<Fidelity>,
-    mut checkpoint: Option<(&Path, &mut Checkpoint)>,
+    (out, checkpoint): (&Path, &mut Checkpoint),
     quiet: bool,
 ) -> anyhow::Result<Report> {
     let topo = Topology::from_net(net)?;
@@ -445,10 +446,7 @@ pub fn classify_images(
     // Pass 0 is the run's fidelity, pass 1 the `--compare` one; each
     // continues from the checkpoint's results and saves its own.
     let mut run_pass = |s: &RunSettings, index: usize| -> anyhow::Result<ClassifyOutcome> {
-        let done = checkpoint
-            .as_ref()
-            .map(|(_, c)| c.pass(index))
-            .unwrap_or_default();
+        let done = checkpoint.pass(index);
         if !done.results.is_empty() && !quiet {
             eprintln!(
                 "{}: resuming after {} of {} images ({:.0} s of simulation saved)",
@@ -460,11 +458,10 @@ pub fn classify_images(
         }
         let bar = progress_bar(labels.len(), quiet, s.fidelity.name());
         bar.inc(done.results.len() as u64);
-        let mut save = |o: &ClassifyOutcome| match checkpoint.as_mut() {
-            Some((out, c)) => c
+        let mut save = |o: &ClassifyOutcome| {
+            checkpoint
                 .save(out, index, o)
-                .map_err(|e| SnnError::Checkpoint(format!("{e:#}"))),
-            None => Ok(()),
+                .map_err(|e| SnnError::Checkpoint(format!("{e:#}")))
         };
         let outcome = classify_resuming(
             &topo,
