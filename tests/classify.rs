@@ -134,6 +134,14 @@ fn images(f: &Fixture, range: std::ops::Range<usize>) -> (Vec<f32>, Vec<usize>) 
     (x, range.map(|i| f.test.labels[i] as usize).collect())
 }
 
+/// The fixture model's spiking topology and rate map.
+fn network_of(f: &Fixture) -> (Topology, RateMap) {
+    (
+        Topology::from_net(&f.net).unwrap(),
+        RateMap::new(&f.net.activation, 1.0).unwrap(),
+    )
+}
+
 fn accuracy(counts: &Counts, k: usize) -> f64 {
     counts.correct[k] as f64 / counts.images as f64
 }
@@ -169,8 +177,7 @@ fn topology_reproduces_the_ann() {
 #[test]
 fn steps_convergence() {
     let Some(f) = fixture() else { return };
-    let topo = Topology::from_net(&f.net).unwrap();
-    let map = RateMap::new(&f.net.activation, 1.0).unwrap();
+    let (topo, map) = network_of(f);
     let (x, labels) = images(f, 0..50);
     let ann = rate_model_predictions(&mut f.net.clone(), &x, 50);
     let ann_acc = ann.iter().zip(&labels).filter(|(a, b)| a == b).count() as f64 / 50.0;
@@ -228,8 +235,7 @@ fn steps_convergence() {
 #[test]
 fn a_run_in_blocks_resumed_midway_gives_the_uninterrupted_results() {
     let Some(f) = fixture() else { return };
-    let topo = Topology::from_net(&f.net).unwrap();
-    let map = RateMap::new(&f.net.activation, 1.0).unwrap();
+    let (topo, map) = network_of(f);
     let (x, labels) = images(f, 0..9);
     let s = settings(Fidelity::Abstract, vec![10, 30]);
     let whole = classify(&topo, &map, &s, None, &x, &labels, &|| {}).unwrap();
@@ -382,8 +388,7 @@ fn cli_resumes_an_interrupted_run_and_refuses_to_overwrite_one() {
 #[test]
 fn thread_count_does_not_change_results() {
     let Some(f) = fixture() else { return };
-    let topo = Topology::from_net(&f.net).unwrap();
-    let map = RateMap::new(&f.net.activation, 1.0).unwrap();
+    let (topo, map) = network_of(f);
     let run = |threads: usize, s: &RunSettings, n: usize| {
         let (x, labels) = images(f, 0..n);
         rayon::ThreadPoolBuilder::new()
