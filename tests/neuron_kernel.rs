@@ -307,9 +307,12 @@ fn quiet_instances_cross_a_step_in_one_solve() {
     };
 
     // A silent neuron under a constant input is quiescent: it crosses each
-    // network step in one exact linear step, with no Newton iteration.
+    // network step in one exact linear step, with no Newton iteration, and
+    // once at its steady state it skips the steps altogether.
     let (k, settled, quiet) = run(true);
-    assert_eq!(quiet.exact_steps - settled.exact_steps, 2 * 50);
+    assert!(settled.exact_steps >= 2 && settled.exact_steps <= 2 * 50);
+    assert_eq!(quiet.rest_steps - settled.rest_steps, 2 * 50);
+    assert_eq!(quiet.exact_steps, settled.exact_steps);
     assert_eq!(quiet.accepted_steps, settled.accepted_steps);
     assert_eq!(quiet.newton_iterations, settled.newton_iterations);
     assert!((k.membrane_voltages()[0] + 70e-3).abs() < 1e-9);
@@ -328,6 +331,59 @@ fn quiet_instances_cross_a_step_in_one_solve() {
     assert_eq!(quiet.exact_steps, 0);
     assert!(quiet.newton_iterations - settled.newton_iterations <= 2 * 50 * 2);
     assert!((k.membrane_voltages()[1] + 56e-3).abs() < 1e-6);
+}
+
+/// An instance at rest skips its steps under an unchanged input; under an
+/// input that differs by one ulp every other step (the same physics, no
+/// skipping) the membrane voltages and the energy are the same. A firing
+/// instance never rests.
+#[test]
+fn instances_at_rest_skip_steps_without_changing_results() {
+    for body in [LIF, MIF, MIF2] {
+        let c = neuron(body);
+        let run = |inputs: &[f64], wobble: bool| {
+            let opts = NeuronOptions::from_circuit(&c);
+            let mut k = NeuronKernel::new(&c, inputs.len(), opts).unwrap();
+            let mut spikes = Vec::new();
+            for step in 0..80u64 {
+                let seg: Vec<f64> = inputs
+                    .iter()
+                    .map(|&i| match wobble && step % 2 == 1 {
+                        true => f64::from_bits(i.to_bits() + 1),
+                        false => i,
+                    })
+                    .collect();
+                k.advance(DT, &seg, &mut spikes).unwrap();
+            }
+            let v = k.membrane_voltages().to_vec();
+            (v, spikes.len(), k.energy_dissipated().unwrap(), k.stats())
+        };
+        // Inside every device's quiescent region (MIF2's M2 leaves it
+        // above about 1.3 nA, where the integrator carries it).
+        let silent = [0.0, 0.4e-9, 0.8e-9, 1.2e-9];
+        let (v_skip, spikes_skip, energy_skip, stats_skip) = run(&silent, false);
+        let (v_all, spikes_all, energy_all, stats_all) = run(&silent, true);
+        // Each silent instance rests for at least the last 35 steps.
+        assert!(
+            stats_skip.rest_steps >= 4 * 35 && stats_skip.rest_steps < 4 * 80,
+            "{stats_skip:?}"
+        );
+        assert_eq!(stats_all.rest_steps, 0);
+        assert_eq!((spikes_skip, spikes_all), (0, 0));
+        // At rest means within 1e-3 of the local tolerance (VNTOL 1 µV +
+        // RELTOL 1e-6 × 70 mV) of the steady state, which the unskipped
+        // steps go on approaching.
+        for (a, b) in v_skip.iter().zip(&v_all) {
+            assert!((a - b).abs() <= 1.1e-9, "{a} V against {b} V");
+        }
+        assert!(
+            (energy_skip - energy_all).abs() <= 1e-8 * energy_all.abs(),
+            "{energy_skip:e} J against {energy_all:e} J"
+        );
+        let (_, spikes, _, stats) = run(&[2.5e-9], false);
+        assert!(spikes > 5, "{spikes} spikes");
+        assert_eq!(stats.rest_steps, 0);
+    }
 }
 
 /// The LIF with a refractory clamp (TREF = 1 ms, a timed device change):

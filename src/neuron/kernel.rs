@@ -276,6 +276,9 @@ struct Plan {
     /// functional of the state (W per unit of each unknown); None where the
     /// circuit has a source the energy account cannot follow.
     supply: Option<Vec<f64>>,
+    /// No device changes by itself in time (no waveform source), so an
+    /// instance at rest under an unchanged input stays there.
+    untimed: bool,
     opts: NeuronOptions,
     /// Record layout (offsets into one instance's f64 record).
     stride: usize,
@@ -350,6 +353,11 @@ struct Control {
     pending: Option<Pending>,
     /// The last step was exact and did not reach a bound.
     exact: bool,
+    /// The last network step was one exact step that left the instance at
+    /// its steady state for `last_input` (see [`REST_FRACTION`]).
+    at_rest: bool,
+    /// The power the sources deliver at rest (W), while `at_rest`.
+    rest_power: f64,
     /// Energy the sources delivered since the reset (J).
     energy: f64,
     stats: KernelStats,
@@ -371,6 +379,9 @@ pub struct KernelStats {
     pub partial_replays: u64,
     /// Of those, the ones continued under a changed input.
     pub reentries: u64,
+    /// Network steps skipped by instances at rest under an unchanged input.
+    #[serde(default)]
+    pub rest_steps: u64,
 }
 
 impl std::ops::AddAssign for KernelStats {
@@ -383,6 +394,7 @@ impl std::ops::AddAssign for KernelStats {
         self.exact_steps += o.exact_steps;
         self.partial_replays += o.partial_replays;
         self.reentries += o.reentries;
+        self.rest_steps += o.rest_steps;
     }
 }
 
@@ -1896,6 +1908,14 @@ fn advance_instance(
         detail,
     };
 
+    if ctl.at_rest && input == ctl.last_input && plan.untimed && matches!(s.capture, Capture::Off) {
+        // Nothing moves: the record's newest point (time 0 of this step)
+        // stays valid for the next one. The sources deliver steady power.
+        ctl.stats.rest_steps += 1;
+        ctl.energy += dt * ctl.rest_power;
+        return Ok(());
+    }
+    ctl.at_rest = false;
     if input != ctl.last_input {
         // The input has a corner here: the old history no longer describes
         // the solution's derivatives. Q at x(0) is already in the record.
@@ -1951,10 +1971,18 @@ fn advance_instance(
                     &mut s.quiescent,
                 );
                 ctl.stats.exact_steps += 1;
+                ctl.at_rest = t == 0.0
+                    && !stopped
+                    && qm.at_rest(&s.x_new, &s.quiescent, |i, x| {
+                        REST_FRACTION * plan.tolerance(i, x)
+                    });
                 // Back in the quiescent region: the transient is over.
                 retry = None;
                 if energy {
                     ctl.energy += qm.integral(&s.power, elapsed, &s.quiescent);
+                    if ctl.at_rest {
+                        ctl.rest_power = qm.steady_value(&s.power, &s.quiescent);
+                    }
                 }
                 t += elapsed;
                 // The integrator's first step has no error estimate: if it
@@ -1978,6 +2006,9 @@ fn advance_instance(
                             plan, devs, &mut rec, ctl, s, map, input, t0, t, dt, instance,
                         ) {
                             t = t_exit;
+                            // A replay usually exits in the quiescent
+                            // region: go on with an exact step at once.
+                            try_exact = true;
                         }
                     }
                 }
@@ -2240,6 +2271,13 @@ fn advance_instance(
     Ok(())
 }
 
+/// An instance is at rest where an exact step over a whole network step
+/// leaves every unknown within this fraction of its local tolerance of its
+/// steady state: under the same input it stays there, so the next steps are
+/// skipped (a silent neuron under constant drive then costs almost
+/// nothing). The state it does not move by is smaller still than this.
+const REST_FRACTION: f64 = 1e-3;
+
 /// How many instances ahead [`prefetch_devices`] asks for.
 const PREFETCH_AHEAD: usize = 2;
 
@@ -2418,6 +2456,8 @@ impl NeuronKernel {
                 .all(|d| d.event_count() == 0)
                 .then(|| template.iter().map(|d| d.boxed_clone()).collect()),
             supply: supply_power(&template, nu),
+            // A waveform with no change after time 0 has none later.
+            untimed: template.iter().all(|d| d.next_timed_change(0.0).is_none()),
             opts,
             stride: 7 * nu + 3 + e,
         };
@@ -2507,6 +2547,8 @@ impl NeuronKernel {
             last_input: 0.0,
             pending: None,
             exact: false,
+            at_rest: false,
+            rest_power: 0.0,
             energy: 0.0,
             stats: KernelStats::default(),
         };
@@ -2655,9 +2697,11 @@ impl NeuronKernel {
                 s.error = None;
                 s.missing_cells.clear();
                 for (j, &input) in inputs.iter().enumerate() {
-                    if let Some(next) =
-                        devs.get((j + PREFETCH_AHEAD) * d..(j + PREFETCH_AHEAD + 1) * d)
-                    {
+                    // (An instance at rest will not touch its devices.)
+                    if let (Some(next), Some(false)) = (
+                        devs.get((j + PREFETCH_AHEAD) * d..(j + PREFETCH_AHEAD + 1) * d),
+                        ctls.get(j + PREFETCH_AHEAD).map(|c| c.at_rest),
+                    ) {
                         prefetch_devices(next);
                     }
                     let r = advance_instance(

@@ -248,13 +248,32 @@ impl QuiescentModel {
         (t_end, stopped)
     }
 
+    /// Whether x lies within `within(i, x_i)` of the steady state x∞ of the
+    /// input of the last [`QuiescentModel::advance`] (in `s`) in every unknown.
+    pub fn at_rest(
+        &self,
+        x: &[f64],
+        s: &QuiescentScratch,
+        within: impl Fn(usize, f64) -> f64,
+    ) -> bool {
+        x.iter()
+            .zip(&s.x_inf)
+            .enumerate()
+            .all(|(i, (&x, &x_inf))| (x - x_inf).abs() <= within(i, x_inf))
+    }
+
+    /// a·x∞ for the input of the last [`QuiescentModel::advance`] (in `s`).
+    pub fn steady_value(&self, a: &[f64], s: &QuiescentScratch) -> f64 {
+        a.iter().zip(&s.x_inf).map(|(a, x)| a * x).sum()
+    }
+
     /// ∫ a·x dt over the step `advance` just took (length `t_end`, with its
     /// coefficients and decays still in `s`): a·x∞·T + Σ_k c_k (a·v_k)
     /// τ_k (1 − e^{−T/τ_k}). The energy the sources deliver is such a
     /// linear functional of the state.
     pub fn integral(&self, a: &[f64], t_end: f64, s: &QuiescentScratch) -> f64 {
         let n = self.n;
-        let steady: f64 = a.iter().zip(&s.x_inf).map(|(a, x)| a * x).sum();
+        let steady = self.steady_value(a, s);
         let modes: f64 = (0..self.tau.len())
             .map(|k| {
                 let v = &self.shapes[k * n..(k + 1) * n];
