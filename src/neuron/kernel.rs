@@ -34,7 +34,9 @@
 //!   circuit it is at rest, and it crosses the rest of the network step in
 //!   one closed-form step (a sum of exponentials over the rest
 //!   linearisation's modes), stopping exactly where a device's bound is
-//!   reached. A silent or charging neuron costs no Newton iteration.
+//!   reached. A silent or charging neuron costs no Newton iteration, and
+//!   one that such a step leaves at its steady state (within 1e-3 of the
+//!   local tolerance) skips its next steps while its input is unchanged.
 //! - **Integration** with the adaptive method above from that bound on:
 //!   the escape from the fold, the switching and the discharge.
 //! - **The [`SpikeMap`]** (on by default for `.SPIKE ... MEMRISTOR=` rules)
