@@ -1910,7 +1910,7 @@ fn advance_instance(
         detail,
     };
 
-    if ctl.at_rest && input == ctl.last_input && plan.untimed && matches!(s.capture, Capture::Off) {
+    if ctl.at_rest && input == ctl.last_input {
         // Nothing moves: the record's newest point (time 0 of this step)
         // stays valid for the next one. The sources deliver steady power.
         ctl.stats.rest_steps += 1;
@@ -1973,7 +1973,11 @@ fn advance_instance(
                     &mut s.quiescent,
                 );
                 ctl.stats.exact_steps += 1;
-                ctl.at_rest = t == 0.0
+                // (Only where nothing moves by itself, and not while a
+                // spike-map cell is traced.)
+                ctl.at_rest = plan.untimed
+                    && matches!(s.capture, Capture::Off)
+                    && t == 0.0
                     && !stopped
                     && qm.at_rest(&s.x_new, &s.quiescent, |i, x| {
                         REST_FRACTION * plan.tolerance(i, x)
