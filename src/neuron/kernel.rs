@@ -79,7 +79,7 @@ use crate::devices::{
     switch::Switch, vsource::VSource, Device, EvalCtx, Node, Pattern, QuiescentBound, Slot, Stamp,
     UnknownKind,
 };
-use crate::solver::dense::dense_solve;
+use crate::solver::dense::{dense_solve, SourceElimination};
 use crate::solver::integrator::integration_coefficients;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -205,14 +205,18 @@ impl NeuronOptions {
     }
 }
 
-/// Dense Jacobian layout: slot = row·n + col.
+/// Dense Jacobian layout: slot = row·n + col. It notes the entries the
+/// devices use, the structure [`SourceElimination`] looks at.
 struct DensePattern {
     n: usize,
+    used: Vec<bool>,
 }
 
 impl Pattern for DensePattern {
     fn entry(&mut self, row: Node, col: Node) -> Slot {
-        Some(row? * self.n + col?)
+        let slot = row? * self.n + col?;
+        self.used[slot] = true;
+        Some(slot)
     }
 }
 
@@ -258,6 +262,8 @@ struct Plan {
     /// Node voltages get gmin during the operating point.
     is_voltage: Vec<bool>,
     linear: bool,
+    /// Grounded voltage sources solved outside the LU, where there are any.
+    elimination: Option<SourceElimination>,
     /// The spike rule watches states, so transients can be replayed.
     map_rule: bool,
     /// Signal levels where a replayed transient starts: the low one, else
@@ -1450,7 +1456,11 @@ fn newton(
         if let Some(bad) = w.rhs.iter().position(|r| !r.is_finite()) {
             return Err(NewtonFail::NotFinite(bad));
         }
-        dense_solve(n, &mut w.jac, &mut w.rhs).map_err(NewtonFail::Singular)?;
+        match &plan.elimination {
+            Some(e) => e.solve(&mut w.jac, &mut w.rhs),
+            None => dense_solve(n, &mut w.jac, &mut w.rhs),
+        }
+        .map_err(NewtonFail::Singular)?;
         let dx = &mut w.rhs;
         for d in devs {
             d.limit(x, dx);
@@ -2384,6 +2394,10 @@ impl NeuronKernel {
         // input node unless told to keep it.
         let mut template: Vec<Box<dyn Device>> = Vec::new();
         let mut local_index = vec![None; circuit.devices.len()];
+        let mut pattern = DensePattern {
+            n: nu,
+            used: vec![false; nu * nu],
+        };
         for (i, d) in circuit.devices.iter().enumerate() {
             let drives_input =
                 d.as_any().is::<ISource>() && d.terminals().contains(&Some(neuron.input));
@@ -2400,7 +2414,7 @@ impl NeuronKernel {
             }
             local_index[i] = Some(template.len());
             let mut c = d.boxed_clone();
-            c.setup(&mut DensePattern { n: nu });
+            c.setup(&mut pattern);
             template.push(c);
         }
         if template.is_empty() {
@@ -2468,6 +2482,7 @@ impl NeuronKernel {
                 .map(|u| u.kind == UnknownKind::Voltage)
                 .collect(),
             linear: template.iter().all(|d| d.is_linear()),
+            elimination: SourceElimination::find(nu, &pattern.used),
             map_rule,
             entry_levels: match &spike_rule_level {
                 Some(level) => [
