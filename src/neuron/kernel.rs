@@ -366,6 +366,9 @@ struct Control {
     at_rest: bool,
     /// The power the sources deliver at rest (W), while `at_rest`.
     rest_power: f64,
+    /// Newton's contraction as last measured (see `EARLY_ACCEPT`); 1 where
+    /// unknown.
+    contraction: f64,
     /// Energy the sources delivered since the reset (J).
     energy: f64,
     stats: KernelStats,
@@ -1386,7 +1389,17 @@ struct DenseSystem<'a> {
     gmin: f64,
     pins: &'a [(usize, f64)],
     max_iterations: usize,
+    /// Accept a first iterate whose update, times this estimate of the
+    /// iteration's contraction, is below `EARLY_ACCEPT` of the tolerance;
+    /// 1 (or more) never does.
+    contraction: f64,
 }
+
+/// See [`DenseSystem::contraction`]: Newton's error after an update δ is
+/// about c·δ for contraction c, so a first iterate with c·δ ≤ 0.1·tol is
+/// converged (as ODE codes such as CVODE judge it) without a second
+/// evaluation and solve to show it.
+const EARLY_ACCEPT: f64 = 0.1;
 
 /// Strength of an `.ic` pin during the operating point (S), as the general engine.
 const PIN_CONDUCTANCE: f64 = 1.0;
@@ -1416,6 +1429,8 @@ fn evaluate(devs: &[Box<dyn Device>], x: &[f64], time: f64, w: &mut Work) {
 }
 
 /// Newton's method on one instance's dense system, from and into x.
+/// Returns the contraction measured (the last update's size over the one
+/// before), or None where it took one iteration.
 fn newton(
     plan: &Plan,
     devs: &[Box<dyn Device>],
@@ -1423,14 +1438,15 @@ fn newton(
     x: &mut [f64],
     sys: &DenseSystem,
     iterations: &mut u64,
-) -> Result<(), NewtonFail> {
+) -> Result<Option<f64>, NewtonFail> {
     let n = plan.n;
     let mut worst = NewtonFail::NoConvergence {
         unknown: 0,
         update: 0.0,
         tolerance: 0.0,
     };
-    for _ in 0..sys.max_iterations {
+    let mut last_ratio = f64::NAN;
+    for iteration in 0..sys.max_iterations {
         *iterations += 1;
         evaluate(devs, x, sys.time, w);
         w.f[plan.input] -= sys.input;
@@ -1487,7 +1503,8 @@ fn newton(
         if let Some(bad) = x.iter().position(|v| !v.is_finite()) {
             return Err(NewtonFail::NotFinite(bad));
         }
-        if converged || plan.linear {
+        let early = iteration == 0 && sys.contraction * worst_ratio <= EARLY_ACCEPT;
+        if converged || plan.linear || early {
             // Leave Q at the solution in w.q: a first-order update from the
             // last evaluation, exact for linear charges (capacitors, the
             // memristor state row) and within the Newton tolerance squared
@@ -1496,8 +1513,9 @@ fn newton(
                 let row = &w.jq[i * n..(i + 1) * n];
                 w.q[i] += row.iter().zip(dx.iter()).map(|(a, b)| a * b).sum::<f64>();
             }
-            return Ok(());
+            return Ok((iteration >= 1).then(|| worst_ratio / last_ratio));
         }
+        last_ratio = worst_ratio;
     }
     Err(worst)
 }
@@ -1570,6 +1588,7 @@ impl Record<'_> {
         ctl.order = 1;
         ctl.h_want = h_next;
         ctl.exact = false;
+        ctl.contraction = 1.0;
     }
 
     /// Event indicators at the newest point.
@@ -2063,15 +2082,26 @@ fn advance_instance(
             gmin: 0.0,
             pins: &[],
             max_iterations: o.max_newton_iterations,
+            contraction: ctl.contraction,
         };
-        if let Err(e) = newton(
+        let solved = newton(
             plan,
             devs,
             &mut s.work,
             &mut s.x_new,
             &sys,
             &mut ctl.stats.newton_iterations,
-        ) {
+        );
+        // An estimate grows stale while first iterates are accepted: it
+        // quadruples each time, so that every few steps one is measured.
+        ctl.contraction = match solved {
+            // (A near-linear stretch measures almost 0: the floor keeps a
+            // first update of more than 100 tolerances from passing.)
+            Ok(Some(c)) => c.clamp(1e-3, 1.0),
+            Ok(None) => (4.0 * ctl.contraction).min(1.0),
+            Err(_) => 1.0,
+        };
+        if let Err(e) = solved {
             ctl.stats.rejected_steps += 1;
             ctl.h_want = h / 8.0;
             ctl.order = 1;
@@ -2092,6 +2122,7 @@ fn advance_instance(
         if let Some(r) = ratio {
             if r > 1.0 {
                 ctl.stats.rejected_steps += 1;
+                ctl.contraction = 1.0;
                 ctl.h_want = h * (0.9 * error_step_factor(r, order)).clamp(0.1, 0.9);
                 if ctl.h_want < hmin {
                     return Err(fail(
@@ -2538,6 +2569,7 @@ impl NeuronKernel {
                 gmin: 0.0,
                 pins: &[],
                 max_iterations: 100,
+                contraction: 1.0,
             };
             newton(&plan, &template, &mut scratch.work, &mut x, &sys, &mut 0).map_err(|f| {
                 init_fail(format!("initial conditions (UIC): {}", f.describe(&names)))
@@ -2551,6 +2583,7 @@ impl NeuronKernel {
                 gmin: circuit.options.gmin,
                 pins: &circuit.node_ics,
                 max_iterations: 100,
+                contraction: 1.0,
             };
             newton(&plan, &template, &mut scratch.work, &mut x, &sys, &mut 0)
                 .map_err(|f| init_fail(format!("operating point at zero input: {} (add UIC to the .tran card to start from the initial conditions instead)", f.describe(&names))))?;
@@ -2591,6 +2624,7 @@ impl NeuronKernel {
             exact: false,
             at_rest: false,
             rest_power: 0.0,
+            contraction: 1.0,
             energy: 0.0,
             stats: KernelStats::default(),
         };
