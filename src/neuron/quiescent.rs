@@ -225,7 +225,31 @@ impl QuiescentModel {
         bounds: &[QuiescentBound],
         s: &mut QuiescentScratch,
     ) -> (f64, bool) {
-        let (n, r) = (self.n, self.tau.len());
+        // With the sizes known at compile time the short loops unroll: the
+        // neuron circuits' (unknowns, modes) get their own copies.
+        match (self.n, self.tau.len()) {
+            (2, 1) => self.advance_sized(2, 1, x, q, input, h, bounds, s),
+            (3, 1) => self.advance_sized(3, 1, x, q, input, h, bounds, s),
+            (4, 2) => self.advance_sized(4, 2, x, q, input, h, bounds, s),
+            (7, 3) => self.advance_sized(7, 3, x, q, input, h, bounds, s),
+            (n, r) => self.advance_sized(n, r, x, q, input, h, bounds, s),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn advance_sized(
+        &self,
+        n: usize,
+        r: usize,
+        x: &mut [f64],
+        q: &mut [f64],
+        input: f64,
+        h: f64,
+        bounds: &[QuiescentBound],
+        s: &mut QuiescentScratch,
+    ) -> (f64, bool) {
+        let (x, q) = (&mut x[..n], &mut q[..n]);
         for i in 0..n {
             s.x_inf[i] = self.x_inf0[i] + input * self.x_inf_per_amp[i];
         }
@@ -240,7 +264,7 @@ impl QuiescentModel {
         let mut stopped = false;
         self.decay_to(t_end, s);
         for b in bounds {
-            if let Some(t) = self.crossing(b, t_end, s) {
+            if let Some(t) = self.crossing(r, b, t_end, s) {
                 t_end = t;
                 stopped = true;
                 self.decay_to(t_end, s);
@@ -288,9 +312,27 @@ impl QuiescentModel {
     /// τ_k (1 − e^{−T/τ_k}). The energy the sources deliver is such a
     /// linear functional of the state.
     pub fn integral(&self, a: &[f64], t_end: f64, s: &QuiescentScratch) -> f64 {
-        let n = self.n;
-        let steady = self.steady_value(a, s);
-        let modes: f64 = (0..self.tau.len())
+        match (self.n, self.tau.len()) {
+            (2, 1) => self.integral_sized(2, 1, a, t_end, s),
+            (3, 1) => self.integral_sized(3, 1, a, t_end, s),
+            (4, 2) => self.integral_sized(4, 2, a, t_end, s),
+            (7, 3) => self.integral_sized(7, 3, a, t_end, s),
+            (n, r) => self.integral_sized(n, r, a, t_end, s),
+        }
+    }
+
+    #[inline(always)]
+    fn integral_sized(
+        &self,
+        n: usize,
+        r: usize,
+        a: &[f64],
+        t_end: f64,
+        s: &QuiescentScratch,
+    ) -> f64 {
+        let a = &a[..n];
+        let steady: f64 = a.iter().zip(&s.x_inf[..n]).map(|(a, x)| a * x).sum();
+        let modes: f64 = (0..r)
             .map(|k| {
                 let v = &self.shapes[k * n..(k + 1) * n];
                 let av: f64 = a.iter().zip(v).map(|(a, v)| a * v).sum();
@@ -329,8 +371,8 @@ impl QuiescentModel {
 
     /// The earliest time in (0, h] where the bound exceeds its leave level
     /// (`s.decay` holds the decay factors at h).
-    fn crossing(&self, b: &QuiescentBound, h: f64, s: &QuiescentScratch) -> Option<f64> {
-        let r = self.tau.len();
+    #[inline(always)]
+    fn crossing(&self, r: usize, b: &QuiescentBound, h: f64, s: &QuiescentScratch) -> Option<f64> {
         let steady = b.value(&s.x_inf);
         let level = b.leave;
         let value = |t: f64| -> f64 {
