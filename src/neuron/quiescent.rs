@@ -37,6 +37,33 @@ const SAMPLES: usize = 16;
 /// Eigenvalues below this fraction of the largest are algebraic (τ = 0).
 const ALGEBRAIC_FRACTION: f64 = 1e-9;
 
+/// `body` with the model's sizes n (unknowns) and r (modes) bound as
+/// constants for the neuron circuits (LIF, MIF, MIF2): each arm gets its
+/// own copy of an `#[inline(always)]` body, whose short loops unroll.
+macro_rules! sized {
+    ($model:expr, |$n:ident, $r:ident| $body:expr) => {
+        match ($model.n, $model.tau.len()) {
+            (2, 1) => {
+                let ($n, $r) = (2, 1);
+                $body
+            }
+            (3, 1) => {
+                let ($n, $r) = (3, 1);
+                $body
+            }
+            (4, 2) => {
+                let ($n, $r) = (4, 2);
+                $body
+            }
+            (7, 3) => {
+                let ($n, $r) = (7, 3);
+                $body
+            }
+            ($n, $r) => $body,
+        }
+    };
+}
+
 /// The rest linearisation of one neuron circuit, decomposed into modes.
 #[derive(Clone, Debug)]
 pub struct QuiescentModel {
@@ -225,15 +252,8 @@ impl QuiescentModel {
         bounds: &[QuiescentBound],
         s: &mut QuiescentScratch,
     ) -> (f64, bool) {
-        // With the sizes known at compile time the short loops unroll: the
-        // neuron circuits' (unknowns, modes) get their own copies.
-        match (self.n, self.tau.len()) {
-            (2, 1) => self.advance_sized(2, 1, x, q, input, h, bounds, s),
-            (3, 1) => self.advance_sized(3, 1, x, q, input, h, bounds, s),
-            (4, 2) => self.advance_sized(4, 2, x, q, input, h, bounds, s),
-            (7, 3) => self.advance_sized(7, 3, x, q, input, h, bounds, s),
-            (n, r) => self.advance_sized(n, r, x, q, input, h, bounds, s),
-        }
+        sized!(self, |n, r| self
+            .advance_sized(n, r, x, q, input, h, bounds, s))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -303,6 +323,7 @@ impl QuiescentModel {
     }
 
     /// a·x∞ for the input of the last [`QuiescentModel::advance`] (in `s`).
+    #[inline(always)]
     pub fn steady_value(&self, a: &[f64], s: &QuiescentScratch) -> f64 {
         a.iter().zip(&s.x_inf).map(|(a, x)| a * x).sum()
     }
@@ -312,13 +333,7 @@ impl QuiescentModel {
     /// τ_k (1 − e^{−T/τ_k}). The energy the sources deliver is such a
     /// linear functional of the state.
     pub fn integral(&self, a: &[f64], t_end: f64, s: &QuiescentScratch) -> f64 {
-        match (self.n, self.tau.len()) {
-            (2, 1) => self.integral_sized(2, 1, a, t_end, s),
-            (3, 1) => self.integral_sized(3, 1, a, t_end, s),
-            (4, 2) => self.integral_sized(4, 2, a, t_end, s),
-            (7, 3) => self.integral_sized(7, 3, a, t_end, s),
-            (n, r) => self.integral_sized(n, r, a, t_end, s),
-        }
+        sized!(self, |n, r| self.integral_sized(n, r, a, t_end, s))
     }
 
     #[inline(always)]
@@ -331,7 +346,7 @@ impl QuiescentModel {
         s: &QuiescentScratch,
     ) -> f64 {
         let a = &a[..n];
-        let steady: f64 = a.iter().zip(&s.x_inf[..n]).map(|(a, x)| a * x).sum();
+        let steady = self.steady_value(a, s);
         let modes: f64 = (0..r)
             .map(|k| {
                 let v = &self.shapes[k * n..(k + 1) * n];
