@@ -1537,6 +1537,13 @@ impl Record<'_> {
         let (n, o) = (self.plan.n, self.plan.off_q());
         &self.r[o + k * n..o + (k + 1) * n]
     }
+    /// The newest point's x and q, to be overwritten.
+    #[inline]
+    fn newest_mut(&mut self) -> (&mut [f64], &mut [f64]) {
+        let (n, oq) = (self.plan.n, self.plan.off_q());
+        let (x, rest) = self.r.split_at_mut(oq);
+        (&mut x[..n], &mut rest[..n])
+    }
     #[inline]
     fn t(&self, k: usize) -> f64 {
         self.r[self.plan.off_t() + k]
@@ -1582,8 +1589,19 @@ impl Record<'_> {
         q: &[f64],
         h_next: f64,
     ) {
-        self.push(&mut ctl.hist_len, t, x, q);
-        self.restart(&mut ctl.hist_len, q);
+        // (As `push` then `restart`, without shifting a history that the
+        // restart forgets.)
+        let (x0, q0) = self.newest_mut();
+        x0.copy_from_slice(x);
+        q0.copy_from_slice(q);
+        self.restart_here(ctl, devs, t, h_next);
+    }
+
+    /// [`Record::restart_at`] the state already in the newest point.
+    fn restart_here(&mut self, ctl: &mut Control, devs: &[Box<dyn Device>], t: f64, h_next: f64) {
+        let ot = self.plan.off_t();
+        self.r[ot] = t;
+        self.forget_history(&mut ctl.hist_len);
         self.refresh_indicators(devs);
         ctl.order = 1;
         ctl.h_want = h_next;
@@ -1603,6 +1621,11 @@ impl Record<'_> {
     fn restart(&mut self, len: &mut u8, q: &[f64]) {
         let (n, oq) = (self.plan.n, self.plan.off_q());
         self.r[oq..oq + n].copy_from_slice(q);
+        self.forget_history(len);
+    }
+
+    /// Forget all but the newest point, whose charges are in the record.
+    fn forget_history(&mut self, len: &mut u8) {
         self.qdot_mut().fill(0.0);
         *len = 1;
     }
@@ -1950,9 +1973,7 @@ fn advance_instance(
     if input != ctl.last_input {
         // The input has a corner here: the old history no longer describes
         // the solution's derivatives. Q at x(0) is already in the record.
-        let (n, oq) = (plan.n, plan.off_q());
-        s.work.q.copy_from_slice(&rec.r[oq..oq + n]);
-        rec.restart(&mut ctl.hist_len, &s.work.q);
+        rec.forget_history(&mut ctl.hist_len);
         ctl.order = 1;
         ctl.h_want = plan
             .restart_step()
@@ -1992,15 +2013,10 @@ fn advance_instance(
             try_exact = false;
             if quiescent_at(plan, devs, rec.x(0), ctl.exact, &mut s.bounds) {
                 qm.fit_scratch(&mut s.quiescent);
-                s.x_new.copy_from_slice(rec.x(0));
-                let (elapsed, stopped) = qm.advance(
-                    &mut s.x_new,
-                    &mut s.work.q,
-                    input,
-                    dt - t,
-                    &s.bounds,
-                    &mut s.quiescent,
-                );
+                // (In place: the record's newest point becomes the step's end.)
+                let (x, q) = rec.newest_mut();
+                let (elapsed, stopped) =
+                    qm.advance(x, q, input, dt - t, &s.bounds, &mut s.quiescent);
                 ctl.stats.exact_steps += 1;
                 // (Only where nothing moves by itself, and not while a
                 // spike-map cell is traced.)
@@ -2008,7 +2024,7 @@ fn advance_instance(
                     && matches!(s.capture, Capture::Off)
                     && t == 0.0
                     && !stopped
-                    && qm.at_rest(&s.x_new, &s.quiescent, |i, x| {
+                    && qm.at_rest(rec.x(0), &s.quiescent, |i, x| {
                         REST_FRACTION * plan.tolerance(i, x)
                     });
                 // Back in the quiescent region: the transient is over.
@@ -2023,7 +2039,7 @@ fn advance_instance(
                 // The integrator's first step has no error estimate: if it
                 // takes over (here at a bound, or at the next step if the
                 // state has left the entry region), it starts small.
-                rec.restart_at(ctl, devs, t, &s.x_new, &s.work.q, plan.restart_step());
+                rec.restart_here(ctl, devs, t, plan.restart_step());
                 // An instance that reaches the step's end inside its
                 // quiescent region goes on with an exact step next time.
                 ctl.exact = !stopped;
@@ -2031,7 +2047,7 @@ fn advance_instance(
                     // Leaving the quiescent region is where a spike's
                     // transient starts, as early as it can: replay it whole
                     // (approach, escape, spike, reset) where it fits.
-                    s.entry.copy_from_slice(&s.x_new);
+                    s.entry.copy_from_slice(rec.x(0));
                     if let Capture::Entry(slot) = &mut s.capture {
                         *slot = Some(s.entry.clone());
                         return Ok(());
@@ -2760,6 +2776,7 @@ impl NeuronKernel {
         let (d, stride) = (plan.devices_per_instance, plan.stride);
         let t0 = self.time;
         let map = self.spike_map.as_deref();
+        let shared_quiescence = plan.quiescence_devices.is_some();
         self.devices
             .par_chunks_mut((cs * d).max(1))
             .zip(self.records.par_chunks_mut(cs * stride))
@@ -2774,9 +2791,11 @@ impl NeuronKernel {
                 s.missing_cells.clear();
                 for (j, &input) in inputs.iter().enumerate() {
                     // (An instance at rest will not touch its devices.)
+                    // (Nor will one whose exact step asks a shared copy.)
+                    let untouched = |c: &Control| c.at_rest || (c.exact && shared_quiescence);
                     if let (Some(next), Some(false)) = (
                         devs.get((j + PREFETCH_AHEAD) * d..(j + PREFETCH_AHEAD + 1) * d),
-                        ctls.get(j + PREFETCH_AHEAD).map(|c| c.at_rest),
+                        ctls.get(j + PREFETCH_AHEAD).map(untouched),
                     ) {
                         prefetch_devices(next);
                     }

@@ -270,12 +270,15 @@ impl QuiescentModel {
         s: &mut QuiescentScratch,
     ) -> (f64, bool) {
         let (x, q) = (&mut x[..n], &mut q[..n]);
+        let x_inf = |i: usize| self.x_inf0[i] + input * self.x_inf_per_amp[i];
         for i in 0..n {
-            s.x_inf[i] = self.x_inf0[i] + input * self.x_inf_per_amp[i];
+            s.x_inf[i] = x_inf(i);
         }
+        // (From x_inf(i) again, not from s.x_inf: reading back what was
+        // just stored, a value at a time, stalls the vector loads.)
         for k in 0..r {
             let w = &self.projections[k * n..(k + 1) * n];
-            s.coefficients[k] = (0..n).map(|i| w[i] * (x[i] - s.x_inf[i])).sum();
+            s.coefficients[k] = (0..n).map(|i| w[i] * (x[i] - x_inf(i))).sum();
         }
         // e^{−t_end/τ_k}: the bounds' check at the end of the step and the
         // new state share it; it is recomputed only where a bound stops
