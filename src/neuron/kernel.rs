@@ -371,6 +371,10 @@ struct Control {
     contraction: f64,
     /// Energy the sources delivered since the reset (J).
     energy: f64,
+    /// The record's newest charges are not yet Q(x): a replay left the
+    /// state alone, and an exact step (which sets them in closed form)
+    /// usually follows. The integrator evaluates them where it takes over.
+    q_stale: bool,
     stats: KernelStats,
 }
 
@@ -441,17 +445,23 @@ struct Scratch {
     power: Vec<f64>,
 }
 
+impl Work {
+    fn new(n: usize) -> Self {
+        Work {
+            f: vec![0.0; n],
+            q: vec![0.0; n],
+            jf: vec![0.0; n * n],
+            jq: vec![0.0; n * n],
+            jac: vec![0.0; n * n],
+            rhs: vec![0.0; n],
+        }
+    }
+}
+
 impl Scratch {
     fn new(n: usize, events: usize) -> Self {
         Scratch {
-            work: Work {
-                f: vec![0.0; n],
-                q: vec![0.0; n],
-                jf: vec![0.0; n * n],
-                jq: vec![0.0; n * n],
-                jac: vec![0.0; n * n],
-                rhs: vec![0.0; n],
-            },
+            work: Work::new(n),
             x_new: vec![0.0; n],
             c: vec![0.0; n],
             g_new: vec![0.0; events],
@@ -1577,27 +1587,9 @@ impl Record<'_> {
         *len = (*len + 1).min(3);
     }
 
-    /// Continue from state x (charges q) at time t after a jump (an exact
-    /// step or a replay): the history restarts there at order 1, the next
-    /// step asked for is `h_next`, and the event indicators are x's.
-    fn restart_at(
-        &mut self,
-        ctl: &mut Control,
-        devs: &[Box<dyn Device>],
-        t: f64,
-        x: &[f64],
-        q: &[f64],
-        h_next: f64,
-    ) {
-        // (As `push` then `restart`, without shifting a history that the
-        // restart forgets.)
-        let (x0, q0) = self.newest_mut();
-        x0.copy_from_slice(x);
-        q0.copy_from_slice(q);
-        self.restart_here(ctl, devs, t, h_next);
-    }
-
-    /// [`Record::restart_at`] the state already in the newest point.
+    /// Continue from the newest point (state x, at time t) after a jump (an
+    /// exact step or a replay): the history restarts there at order 1, the
+    /// next step asked for is `h_next`, and the event indicators are x's.
     fn restart_here(&mut self, ctl: &mut Control, devs: &[Box<dyn Device>], t: f64, h_next: f64) {
         let ot = self.plan.off_t();
         self.r[ot] = t;
@@ -1796,7 +1788,6 @@ fn replay(
     s: &mut Scratch,
     map: &SpikeMap,
     input: f64,
-    t0: f64,
     t_entry: f64,
     dt: f64,
     instance: usize,
@@ -1812,7 +1803,7 @@ fn replay(
         spiked: false,
         input,
     };
-    follow(plan, devs, rec, ctl, s, map, at, t0, t_entry, dt, instance)
+    follow(plan, devs, rec, ctl, s, map, at, t_entry, dt, instance)
 }
 
 /// A refused replay: cells the map lacks are noted for building. None, so
@@ -1838,7 +1829,6 @@ fn resume(
     map: &SpikeMap,
     p: Pending,
     input: f64,
-    t0: f64,
     t: f64,
     dt: f64,
     instance: usize,
@@ -1859,7 +1849,7 @@ fn resume(
         spiked: p.spiked,
         input,
     };
-    follow(plan, devs, rec, ctl, s, map, at, t0, t, dt, instance)
+    follow(plan, devs, rec, ctl, s, map, at, t, dt, instance)
 }
 
 /// First delay after a refused continuation before it is tried again (s);
@@ -1896,7 +1886,6 @@ fn follow(
     s: &mut Scratch,
     map: &SpikeMap,
     mut at: Pending,
-    t0: f64,
     t: f64,
     dt: f64,
     instance: usize,
@@ -1915,19 +1904,20 @@ fn follow(
         at.spiked = true;
     }
     let t_new = t + (tau_end - at.tau);
-    evaluate(devs, &s.exit, t0 + t_new, &mut s.work);
+    rec.newest_mut().0.copy_from_slice(&s.exit);
+    ctl.q_stale = true;
     if ends {
         ctl.stats.mapped_transients += 1;
         ctl.pending = None;
         // The first step after a restart has no error estimate.
         let h = 0.1 * pair.c0.h_exit.min(pair.c1.h_exit);
-        rec.restart_at(ctl, devs, t_new, &s.exit, &s.work.q, h);
+        rec.restart_here(ctl, devs, t_new, h);
         Some(t_new)
     } else {
         ctl.stats.partial_replays += 1;
         at.tau = tau_end;
         ctl.pending = Some(at);
-        rec.restart_at(ctl, devs, dt, &s.exit, &s.work.q, plan.restart_step());
+        rec.restart_here(ctl, devs, dt, plan.restart_step());
         Some(dt)
     }
 }
@@ -1990,7 +1980,7 @@ fn advance_instance(
     if let Some(p) = ctl.pending.take() {
         if let (Some(map), Capture::Off) = (map, &s.capture) {
             match resume(
-                plan, devs, &mut rec, ctl, s, map, p, input, t0, 0.0, dt, instance,
+                plan, devs, &mut rec, ctl, s, map, p, input, 0.0, dt, instance,
             ) {
                 Some(t_new) => t = t_new,
                 // (Under an unchanged input the transient is simply
@@ -2017,6 +2007,7 @@ fn advance_instance(
                 let (x, q) = rec.newest_mut();
                 let (elapsed, stopped) =
                     qm.advance(x, q, input, dt - t, &s.bounds, &mut s.quiescent);
+                ctl.q_stale = false;
                 ctl.stats.exact_steps += 1;
                 // (Only where nothing moves by itself, and not while a
                 // spike-map cell is traced.)
@@ -2053,9 +2044,9 @@ fn advance_instance(
                         return Ok(());
                     }
                     if let (Some(map), Capture::Off) = (map, &s.capture) {
-                        if let Some(t_exit) = replay(
-                            plan, devs, &mut rec, ctl, s, map, input, t0, t, dt, instance,
-                        ) {
+                        if let Some(t_exit) =
+                            replay(plan, devs, &mut rec, ctl, s, map, input, t, dt, instance)
+                        {
                             t = t_exit;
                             // A replay usually exits in the quiescent
                             // region: go on with an exact step at once.
@@ -2065,6 +2056,11 @@ fn advance_instance(
                 }
                 continue;
             }
+        }
+        if ctl.q_stale {
+            evaluate(devs, rec.x(0), t0 + t, &mut s.work);
+            rec.newest_mut().1.copy_from_slice(&s.work.q);
+            ctl.q_stale = false;
         }
         let timed = devs
             .iter()
@@ -2255,7 +2251,7 @@ fn advance_instance(
             }
             if let (Some(map), None, Capture::Off) = (map, spike_theta, &s.capture) {
                 if let Some(t_exit) = replay(
-                    plan, devs, &mut rec, ctl, s, map, input, t0, t_entry, dt, instance,
+                    plan, devs, &mut rec, ctl, s, map, input, t_entry, dt, instance,
                 ) {
                     t = t_exit;
                     continue;
@@ -2313,9 +2309,7 @@ fn advance_instance(
             if t >= r.next {
                 let mut p = r.pending;
                 p.tau += t;
-                match resume(
-                    plan, devs, &mut rec, ctl, s, map, p, input, t0, t, dt, instance,
-                ) {
+                match resume(plan, devs, &mut rec, ctl, s, map, p, input, t, dt, instance) {
                     Some(t_new) => {
                         t = t_new;
                         retry = None;
@@ -2641,6 +2635,7 @@ impl NeuronKernel {
             at_rest: false,
             rest_power: 0.0,
             contraction: 1.0,
+            q_stale: false,
             energy: 0.0,
             stats: KernelStats::default(),
         };
@@ -2727,15 +2722,25 @@ impl NeuronKernel {
     pub fn energy_dissipated(&self) -> Option<f64> {
         self.plan.supply.as_ref()?;
         let (n, oq, stride) = (self.plan.n, self.plan.off_q(), self.plan.stride);
+        let d = self.plan.devices_per_instance;
         let stored0 = self
             .plan
             .stored_energy(&self.initial_record[..n], &self.initial_record[oq..oq + n]);
+        let mut work = Work::new(n);
         Some(
             self.controls
                 .iter()
                 .zip(self.records.chunks(stride))
-                .map(|(c, r)| {
-                    c.energy - (self.plan.stored_energy(&r[..n], &r[oq..oq + n]) - stored0)
+                .zip(self.devices.chunks(d.max(1)))
+                .map(|((c, r), devs)| {
+                    let x = &r[..n];
+                    let q = if c.q_stale {
+                        evaluate(devs, x, self.time, &mut work);
+                        &work.q
+                    } else {
+                        &r[oq..oq + n]
+                    };
+                    c.energy - (self.plan.stored_energy(x, q) - stored0)
                 })
                 .sum(),
         )
