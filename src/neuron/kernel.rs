@@ -2951,6 +2951,54 @@ impl NeuronModel for NeuronKernel {
 mod tests {
     use super::*;
 
+    /// Replays leave their exit charges stale; the energy account must
+    /// still count the stored energy at Q(x), not at the charges before.
+    #[test]
+    fn stale_replay_charges_are_evaluated_for_the_energy_account() {
+        let c = crate::circuit::load(std::path::Path::new("netlists/mif.cir"), &[]).unwrap();
+        let n = 64;
+        let mut k = NeuronKernel::new(&c, n, NeuronOptions::from_circuit(&c)).unwrap();
+        let inputs: Vec<f64> = (0..n)
+            .map(|i| 2.0e-9 + 1.5e-9 * i as f64 / n as f64)
+            .collect();
+        let mut spikes = Vec::new();
+        for _ in 0..30 {
+            k.advance(1e-3, &inputs, &mut spikes).unwrap();
+        }
+        let stale = k.controls.iter().filter(|c| c.q_stale).count();
+        assert!(stale > 0, "no instance ended its step inside a replay");
+
+        let (nu, oq, stride) = (k.plan.n, k.plan.off_q(), k.plan.stride);
+        let d = k.plan.devices_per_instance;
+        let stored0 = k
+            .plan
+            .stored_energy(&k.initial_record[..nu], &k.initial_record[oq..oq + nu]);
+        let mut work = Work::new(nu);
+        let mut stale_records_differ = false;
+        let want: f64 = k
+            .controls
+            .iter()
+            .zip(k.records.chunks(stride))
+            .zip(k.devices.chunks(d))
+            .map(|((c, r), devs)| {
+                evaluate(devs, &r[..nu], k.time, &mut work);
+                if c.q_stale && work.q[..] != r[oq..oq + nu] {
+                    stale_records_differ = true;
+                }
+                c.energy - (k.plan.stored_energy(&r[..nu], &work.q) - stored0)
+            })
+            .sum();
+        assert!(
+            stale_records_differ,
+            "{stale} stale instances, all with fresh charges"
+        );
+        let got = k.energy_dissipated().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs(),
+            "energy account {got:e} J, from fresh charges {want:e} J"
+        );
+    }
+
     #[test]
     fn dense_solve_pivots_and_solves() {
         // A zero on the first diagonal needs a row swap.
