@@ -573,6 +573,8 @@ struct Variant {
     /// energy intervals start or end (no search through the record).
     spike_integral: [f64; 2],
     exit_integral: [f64; 2],
+    /// The first recorded point at or after `t_exit` (see [`Variant::locate`]).
+    exit_index: usize,
 }
 
 /// Cumulative integrals of a record for [`Variant::integrals`]
@@ -640,7 +642,9 @@ impl Variant {
         h_exit: f64,
         integrals: Vec<f64>,
     ) -> Self {
+        let exit_index = times.partition_point(|&x| x < t_exit);
         let mut v = Variant {
+            exit_index,
             exit_state: Vec::new(),
             spike_integral: [0.0; 2],
             exit_integral: [0.0; 2],
@@ -669,7 +673,7 @@ impl Variant {
     #[inline]
     fn weights(&self, t: f64) -> Option<([usize; 3], [f64; 3])> {
         let m = self.times.len();
-        let k = self.times.partition_point(|&x| x < t);
+        let k = self.locate(t);
         if k >= m || t < 0.0 {
             return None;
         }
@@ -690,6 +694,29 @@ impl Variant {
                 (t - ta) * (t - tb) / ((tc - ta) * (tc - tb)),
             ],
         ))
+    }
+
+    /// The first recorded point at or after t (`times.partition_point(|x|
+    /// x < t)`). A pair's exit lies at or just past the exit of its cell
+    /// with the shorter tail, so lookups there gallop from `exit_index`
+    /// instead of searching the whole record, mostly out of cache.
+    #[inline]
+    fn locate(&self, t: f64) -> usize {
+        let times = &self.times;
+        if !(t >= self.t_exit) {
+            return times.partition_point(|&x| x < t);
+        }
+        // Every point before `lo` is below t; find `hi` at or above it.
+        let (mut lo, mut step) = (self.exit_index, 1);
+        let hi = loop {
+            let hi = (lo + step).min(times.len());
+            if hi == times.len() || times[hi] >= t {
+                break hi;
+            }
+            lo = hi;
+            step *= 2;
+        };
+        lo + times[lo..hi].partition_point(|&x| x < t)
     }
 
     /// The state at time t since the entry; false past the record.
@@ -734,7 +761,7 @@ impl Variant {
         if self.integrals.len() != 2 * m {
             return [0.0; 2];
         }
-        let k = self.times.partition_point(|&x| x < t).min(m - 1);
+        let k = self.locate(t).min(m - 1);
         if k == 0 || self.times[k] <= t {
             return [self.integrals[2 * k], self.integrals[2 * k + 1]];
         }
@@ -2950,6 +2977,34 @@ impl NeuronModel for NeuronKernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locate_agrees_with_a_full_search() {
+        // Uneven, strictly increasing times, as an integrator records them.
+        let times: Vec<f64> = (0..300).map(|k| (k as f64).powf(1.7) * 1e-8).collect();
+        let states = vec![0.0; times.len()];
+        for t_exit in [0.0, 3.3e-6, times[150], times[299], 1.0] {
+            let v = Variant::new(
+                vec![0.0],
+                1e-6,
+                times.clone(),
+                states.clone(),
+                t_exit,
+                1e-6,
+                vec![],
+            );
+            for probe in 0..2000 {
+                let t = probe as f64 * 9e-9 - 1e-8;
+                for t in [t, times[probe % 300]] {
+                    assert_eq!(
+                        v.locate(t),
+                        times.partition_point(|&x| x < t),
+                        "t = {t:e}, exit at {t_exit:e}"
+                    );
+                }
+            }
+        }
+    }
 
     /// Replays leave their exit charges stale; the energy account must
     /// still count the stored energy at Q(x), not at the charges before.
