@@ -2748,18 +2748,12 @@ impl NeuronKernel {
     /// (see `supply_power`).
     pub fn energy_dissipated(&self) -> Option<f64> {
         self.plan.supply.as_ref()?;
-        let (n, oq, stride) = (self.plan.n, self.plan.off_q(), self.plan.stride);
-        let d = self.plan.devices_per_instance;
-        let stored0 = self
-            .plan
-            .stored_energy(&self.initial_record[..n], &self.initial_record[oq..oq + n]);
+        let (n, oq) = (self.plan.n, self.plan.off_q());
+        let stored0 = self.initial_stored_energy();
         let mut work = Work::new(n);
         Some(
-            self.controls
-                .iter()
-                .zip(self.records.chunks(stride))
-                .zip(self.devices.chunks(d.max(1)))
-                .map(|((c, r), devs)| {
+            self.instances()
+                .map(|(c, r, devs)| {
                     let x = &r[..n];
                     let q = if c.q_stale {
                         evaluate(devs, x, self.time, &mut work);
@@ -2771,6 +2765,23 @@ impl NeuronKernel {
                 })
                 .sum(),
         )
+    }
+
+    /// Energy stored in the capacitors at the initial state (J).
+    fn initial_stored_energy(&self) -> f64 {
+        let (n, oq) = (self.plan.n, self.plan.off_q());
+        self.plan
+            .stored_energy(&self.initial_record[..n], &self.initial_record[oq..oq + n])
+    }
+
+    /// Each instance's control, record and devices.
+    fn instances(&self) -> impl Iterator<Item = (&Control, &[f64], &[Box<dyn Device>])> {
+        let d = self.plan.devices_per_instance.max(1);
+        self.controls
+            .iter()
+            .zip(self.records.chunks(self.plan.stride))
+            .zip(self.devices.chunks(d))
+            .map(|((c, r), devs)| (c, r, devs))
     }
 
     /// Return every instance to the initial state, time 0.
@@ -3023,19 +3034,13 @@ mod tests {
         let stale = k.controls.iter().filter(|c| c.q_stale).count();
         assert!(stale > 0, "no instance ended its step inside a replay");
 
-        let (nu, oq, stride) = (k.plan.n, k.plan.off_q(), k.plan.stride);
-        let d = k.plan.devices_per_instance;
-        let stored0 = k
-            .plan
-            .stored_energy(&k.initial_record[..nu], &k.initial_record[oq..oq + nu]);
+        let (nu, oq) = (k.plan.n, k.plan.off_q());
+        let stored0 = k.initial_stored_energy();
         let mut work = Work::new(nu);
         let mut stale_records_differ = false;
         let want: f64 = k
-            .controls
-            .iter()
-            .zip(k.records.chunks(stride))
-            .zip(k.devices.chunks(d))
-            .map(|((c, r), devs)| {
+            .instances()
+            .map(|(c, r, devs)| {
                 evaluate(devs, &r[..nu], k.time, &mut work);
                 if c.q_stale && work.q[..] != r[oq..oq + nu] {
                     stale_records_differ = true;
