@@ -670,6 +670,55 @@ fn frozen_spike_map_is_shared_and_stable() {
     assert!(mif2.use_spike_map(owner.spike_map().unwrap()).is_err());
 }
 
+/// A frozen map grows upward before a step whose inputs pass its top, up
+/// to 8 times its range, so that strongly driven neurons are replayed too.
+/// The cells exist before any instance looks them up, so a kernel whose
+/// map an earlier run grew spikes exactly as one that grows it now, and the
+/// map shared with other kernels keeps its own range.
+#[test]
+fn frozen_spike_map_grows_before_use() {
+    let c = neuron(MIF);
+    let currents = vec![2.5e-9, 4.0e-9, 6.0e-9];
+    let inputs = vec![currents.clone(); 30];
+    let opts = NeuronOptions::from_circuit(&c);
+    let mut owner = NeuronKernel::new(&c, currents.len(), opts.clone()).unwrap();
+    owner.prebuild_spike_map(2.0e-9, 3.0e-9).unwrap();
+    let cells = owner.spike_map_cells();
+    let map = owner.spike_map().unwrap();
+
+    let first = kernel_spikes(&mut owner, &inputs);
+    let grown = owner.spike_map_cells() - cells;
+    // Keys from 3 nA to just past 6 nA: ln(2)/ln(1.001) ≈ 694.
+    assert!((690..=700).contains(&grown), "{grown} cells grown");
+    let stats = owner.stats();
+    eprintln!("{stats:?}");
+    assert!(
+        stats.integrated_transients == 0 && stats.mapped_transients > 0,
+        "every spike above the prebuilt range is replayed: {stats:?}"
+    );
+    assert_eq!(map.cells(), cells, "the shared map keeps its range");
+
+    let mut fresh = NeuronKernel::new(&c, currents.len(), opts.clone()).unwrap();
+    fresh.use_spike_map(map.clone()).unwrap();
+    assert_eq!(kernel_spikes(&mut fresh, &inputs), first);
+    owner.reset();
+    assert_eq!(
+        owner.spike_map_cells(),
+        cells + grown,
+        "reset keeps a grown map"
+    );
+    assert_eq!(kernel_spikes(&mut owner, &inputs), first);
+
+    // Above 8 × 3 nA the map stops growing and the neuron is integrated.
+    let mut strong = NeuronKernel::new(&c, 1, opts).unwrap();
+    strong.use_spike_map(map).unwrap();
+    let trains = kernel_spikes(&mut strong, &vec![vec![50e-9]; 2]);
+    let capped = strong.spike_map_cells() - cells;
+    // Keys from 3 nA to 24 nA: ln(8)/ln(1.001) ≈ 2,081.
+    assert!((2_075..=2_085).contains(&capped), "{capped} cells grown");
+    assert!(!trains[0].is_empty() && strong.stats().integrated_transients > 0);
+}
+
 /// The energy the kernel accounts (sources' delivered energy less the
 /// capacitors' stored energy) matches the general engine's ∫ Σ v·i dt over
 /// the dissipating devices, on the same random inputs, with the spike map

@@ -533,17 +533,36 @@ struct Trace {
 ///
 /// Cells are built on demand, after the step that missed them; a map
 /// built up front over a range of inputs ([`NeuronKernel::prebuild_spike_map`])
-/// is *frozen*: it builds nothing more, so it can be shared between
-/// kernels, and what an instance does no longer depends on what ran
-/// before it (needed where independent runs, e.g. images, share a map).
+/// is *frozen*: it can be shared between kernels, and what an instance
+/// does no longer depends on what ran before it (needed where independent
+/// runs, e.g. images, share a map). A frozen map still grows upward, up to
+/// `MAP_EXTENSION` times its top, but only before a step whose inputs pass
+/// the top, and for the kernel that takes that step (a copy of the map's
+/// index; cells are shared): every cell a step can look up exists when the
+/// step starts, and a cell is a function of its input alone, so the result
+/// still does not depend on history. (A network's strongest neurons, such
+/// as a CIFAR-10 network's first layer, are otherwise integrated spike by
+/// spike.)
 #[derive(Clone)]
 pub struct SpikeMap {
     log_spacing: f64,
-    cells: std::collections::HashMap<i64, Option<MapCell>>,
+    cells: std::collections::HashMap<i64, Option<Arc<MapCell>>>,
     /// Unknowns per instance of the circuit it belongs to.
     unknowns: usize,
     frozen: bool,
+    /// A frozen map's contiguous top key, and the highest it may grow to.
+    top_key: i64,
+    cap_key: i64,
+    /// The cells grown above a frozen map's range, shared by the kernels
+    /// that use it.
+    grown: GrownCells,
 }
+
+type GrownCells = Arc<std::sync::Mutex<std::collections::HashMap<i64, Option<Arc<MapCell>>>>>;
+
+/// How far above its prebuilt range a frozen map may grow (factor on the
+/// current). Inputs above that are integrated.
+const MAP_EXTENSION: f64 = 8.0;
 
 /// The transients of one input: from rest, then the following ones.
 #[derive(Clone)]
@@ -1071,7 +1090,14 @@ impl SpikeMap {
             cells: Default::default(),
             unknowns,
             frozen: false,
+            top_key: i64::MAX,
+            cap_key: i64::MAX,
+            grown: Default::default(),
         }
+    }
+
+    fn key_of(&self, input: f64) -> f64 {
+        input.ln() / self.log_spacing
     }
 
     /// Number of cells (valid or refused).
@@ -1093,12 +1119,12 @@ impl SpikeMap {
         if !(input > 0.0) {
             return Err(Refusal::Refused);
         }
-        let u = input.ln() / self.log_spacing;
+        let u = self.key_of(input);
         let k = u.floor();
         let w = u - k;
         let k = k as i64;
         match (self.cells.get(&k), self.cells.get(&(k + 1))) {
-            (Some(Some(a)), Some(Some(b))) => Ok((k, w, a, b)),
+            (Some(Some(a)), Some(Some(b))) => Ok((k, w, &**a, &**b)),
             (Some(_), Some(_)) => Err(Refusal::Refused),
             _ if self.frozen => Err(Refusal::Refused),
             _ => Err(Refusal::Missing(k, k + 1)),
@@ -1130,7 +1156,7 @@ impl SpikeMap {
         else {
             return None;
         };
-        let w = input.ln() / self.log_spacing - key as f64;
+        let w = self.key_of(input) - key as f64;
         Some(Pair::new(
             a.variants.get(variant)?,
             b.variants.get(variant)?,
@@ -2813,6 +2839,7 @@ impl NeuronKernel {
         spikes_out: &mut Vec<(usize, f64)>,
     ) -> Result<(), NeuronError> {
         check_advance_args(self.len, dt, input_currents)?;
+        self.extend_frozen_map(input_currents);
         let plan = &self.plan;
         let names = &self.names;
         let cs = plan.opts.chunk_size;
@@ -2873,6 +2900,30 @@ impl NeuronKernel {
         Ok(())
     }
 
+    /// Grow a frozen map upward (see [`SpikeMap`]) so that every input of
+    /// the coming step up to the map's cap finds both of its cells.
+    fn extend_frozen_map(&mut self, inputs: &[f64]) {
+        let Some(map) = &self.spike_map else {
+            return;
+        };
+        if !map.frozen {
+            return;
+        }
+        let strongest = inputs.iter().fold(0.0f64, |m, &i| m.max(i));
+        if strongest <= 0.0 {
+            return;
+        }
+        let need = (map.key_of(strongest).floor() as i64 + 1).min(map.cap_key);
+        if need <= map.top_key {
+            return;
+        }
+        let keys: Vec<i64> = (map.top_key + 1..=need).collect();
+        self.insert_cells(keys);
+        if let Some(map) = &mut self.spike_map {
+            Arc::make_mut(map).top_key = need;
+        }
+    }
+
     /// Build the spike-map cells that this step's spikes asked for (in
     /// parallel, each independent of the others and of the thread count).
     fn build_missing_cells(&mut self) {
@@ -2885,13 +2936,19 @@ impl NeuronKernel {
     }
 
     /// Build the cells of `keys` that the (unfrozen) map lacks, in parallel.
-    fn build_cells(&mut self, mut keys: Vec<i64>) {
+    fn build_cells(&mut self, keys: Vec<i64>) {
+        if self.spike_map.as_ref().is_some_and(|m| !m.frozen) {
+            self.insert_cells(keys);
+        }
+    }
+
+    /// Build the cells of `keys` that the map lacks, in parallel (into
+    /// this kernel's copy of its index, where it is shared). A frozen map's
+    /// kernels share the cells they grow, each built once.
+    fn insert_cells(&mut self, mut keys: Vec<i64>) {
         let Some(map) = &mut self.spike_map else {
             return;
         };
-        if map.frozen {
-            return;
-        }
         keys.retain(|k| !map.cells.contains_key(k));
         keys.sort_unstable();
         keys.dedup();
@@ -2899,14 +2956,36 @@ impl NeuronKernel {
             return;
         }
         let map = Arc::make_mut(map);
+        let grown = map.frozen.then(|| map.grown.clone());
+        if let Some(g) = &grown {
+            let built = g.lock().unwrap_or_else(|e| e.into_inner());
+            keys.retain(|k| match built.get(k) {
+                Some(cell) => {
+                    map.cells.insert(*k, cell.clone());
+                    false
+                }
+                None => true,
+            });
+        }
         let (plan, names, template) = (&self.plan, &self.names, &self.template);
         let (record, control) = (&self.initial_record, &self.initial_control);
         let inputs: Vec<f64> = keys.iter().map(|&k| map.input_of(k)).collect();
-        let cells: Vec<Option<MapCell>> = inputs
+        let cells: Vec<Option<Arc<MapCell>>> = inputs
             .par_iter()
-            .map(|&input| build_cell(plan, names, template, record, control, input))
+            .map(|&input| build_cell(plan, names, template, record, control, input).map(Arc::new))
             .collect();
-        map.cells.extend(keys.into_iter().zip(cells));
+        match &grown {
+            Some(g) => {
+                // (A cell is a function of its input: one built meanwhile
+                // by another kernel is the same, and is kept instead.)
+                let mut shared = g.lock().unwrap_or_else(|e| e.into_inner());
+                for (k, cell) in keys.into_iter().zip(cells) {
+                    let cell = shared.entry(k).or_insert(cell).clone();
+                    map.cells.insert(k, cell);
+                }
+            }
+            None => map.cells.extend(keys.into_iter().zip(cells)),
+        }
     }
 
     /// Number of spike-map cells built so far (valid or refused).
@@ -2926,11 +3005,17 @@ impl NeuronKernel {
         let Some(map) = &self.spike_map else {
             return Ok(());
         };
-        let key = |i: f64| i.ln() / map.log_spacing;
-        let keys: Vec<i64> = (key(i_min).floor() as i64..=key(i_max).ceil() as i64).collect();
-        self.build_cells(keys);
+        let (bottom, top) = (
+            map.key_of(i_min).floor() as i64,
+            map.key_of(i_max).ceil() as i64,
+        );
+        let cap = (map.key_of(i_max * MAP_EXTENSION).ceil() as i64).max(top);
+        self.build_cells((bottom..=top).collect());
         if let Some(map) = &mut self.spike_map {
-            Arc::make_mut(map).frozen = true;
+            let map = Arc::make_mut(map);
+            map.frozen = true;
+            map.top_key = top;
+            map.cap_key = cap;
         }
         Ok(())
     }

@@ -162,8 +162,10 @@ pub fn run_images<T: Send>(
 /// from, built up front over the currents the network mostly drives (from
 /// just below the rate curve's rheobase to twice the top of the range that
 /// placed z = 1, times the firing-rate scale) and frozen: an image's result then does not
-/// depend on which images ran before it on the same thread. Empty without
-/// circuits; a device without a map has None.
+/// depend on which images ran before it on the same thread. (A kernel grows
+/// its map above that range before a step that needs it, still
+/// independently of history: see `SpikeMap`.) Empty without circuits; a
+/// device without a map has None.
 pub fn shared_spike_maps(
     map: &RateMap,
     settings: &RunSettings,
@@ -175,8 +177,8 @@ pub fn shared_spike_maps(
     };
     // The top of the range that placed z = 1: a curve measured further (to
     // follow the neuron where the network drives it hard) would otherwise
-    // grow every map severalfold for currents few neurons see; above the
-    // map a kernel integrates.
+    // grow every map severalfold for currents few neurons see; the kernels
+    // grow it where a run needs more.
     let spec = curve.spec();
     let z_one = spec.gain_a + spec.offset_a;
     let top = spec
