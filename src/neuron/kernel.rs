@@ -1081,6 +1081,8 @@ struct Pending {
     tau: f64,
     spiked: bool,
     input: f64,
+    /// The upper cell's weight at `input` (kept: it costs a logarithm).
+    weight: f64,
 }
 
 impl SpikeMap {
@@ -1134,7 +1136,7 @@ impl SpikeMap {
     /// The transient that starts at state `entry` under `input`: the pair
     /// of cell variants whose interpolated entry matches it to within
     /// `ENTRY_TOLERANCE` local tolerances.
-    fn start(&self, plan: &Plan, input: f64, entry: &[f64]) -> Result<(i64, usize), Refusal> {
+    fn start(&self, plan: &Plan, input: f64, entry: &[f64]) -> Result<(i64, f64, usize), Refusal> {
         let (k, w, c0, c1) = self.bracket(input)?;
         let fits = |(a, b): &(&Variant, &Variant)| {
             (0..plan.n).all(|i| {
@@ -1146,17 +1148,16 @@ impl SpikeMap {
             .iter()
             .zip(&c1.variants)
             .position(|p| fits(&p))
-            .map(|j| (k, j))
+            .map(|j| (k, w, j))
             .ok_or(Refusal::Refused)
     }
 
-    /// Variant `variant` of cells `key`, `key + 1` at `input`.
-    fn pair(&self, key: i64, variant: usize, input: f64) -> Option<Pair<'_>> {
+    /// Variant `variant` of cells `key`, `key + 1`, the upper weighted `w`.
+    fn pair(&self, key: i64, variant: usize, w: f64) -> Option<Pair<'_>> {
         let (Some(Some(a)), Some(Some(b))) = (self.cells.get(&key), self.cells.get(&(key + 1)))
         else {
             return None;
         };
-        let w = self.key_of(input) - key as f64;
         Some(Pair::new(
             a.variants.get(variant)?,
             b.variants.get(variant)?,
@@ -1176,19 +1177,19 @@ impl SpikeMap {
         x: &[f64],
         out: &mut [f64],
         other: &mut [f64],
-    ) -> Result<(i64, usize, f64), Refusal> {
+    ) -> Result<(i64, f64, usize, f64), Refusal> {
         if input == p.input {
-            return Ok((p.key, p.variant, p.tau));
+            return Ok((p.key, p.weight, p.variant, p.tau));
         }
         let old = self
-            .pair(p.key, p.variant, p.input)
+            .pair(p.key, p.variant, p.weight)
             .ok_or(Refusal::Refused)?;
-        let (k, _, c0, c1) = self.bracket(input)?;
+        let (k, w, c0, c1) = self.bracket(input)?;
         let variants = c0.variants.len().min(c1.variants.len());
         // The transient it was in first, then the others.
         let order = std::iter::once(p.variant).chain((0..variants).filter(|&j| j != p.variant));
         for j in order.filter(|&j| j < variants) {
-            let Some(pair) = self.pair(k, j, input) else {
+            let Some(pair) = self.pair(k, j, w) else {
                 continue;
             };
             let guess = old.phase_in(p.tau, &pair);
@@ -1196,7 +1197,7 @@ impl SpikeMap {
                 continue;
             };
             if residual <= REENTRY_TOLERANCE && (tau >= pair.spike) == p.spiked {
-                return Ok((k, j, tau));
+                return Ok((k, w, j, tau));
             }
         }
         Err(Refusal::Refused)
@@ -1845,7 +1846,7 @@ fn replay(
     dt: f64,
     instance: usize,
 ) -> Option<f64> {
-    let (key, variant) = match map.start(plan, input, &s.entry) {
+    let (key, weight, variant) = match map.start(plan, input, &s.entry) {
         Ok(found) => found,
         Err(why) => return refused(s, why),
     };
@@ -1855,6 +1856,7 @@ fn replay(
         tau: 0.0,
         spiked: false,
         input,
+        weight,
     };
     follow(plan, devs, rec, ctl, s, map, at, t_entry, dt, instance)
 }
@@ -1887,11 +1889,11 @@ fn resume(
     instance: usize,
 ) -> Option<f64> {
     s.entry.copy_from_slice(rec.x(0));
-    let (key, variant, tau) = match map.resume(plan, &p, input, &s.entry, &mut s.exit, &mut s.other)
-    {
-        Ok(found) => found,
-        Err(why) => return refused(s, why),
-    };
+    let (key, weight, variant, tau) =
+        match map.resume(plan, &p, input, &s.entry, &mut s.exit, &mut s.other) {
+            Ok(found) => found,
+            Err(why) => return refused(s, why),
+        };
     if input != p.input {
         ctl.stats.reentries += 1;
     }
@@ -1901,6 +1903,7 @@ fn resume(
         tau,
         spiked: p.spiked,
         input,
+        weight,
     };
     follow(plan, devs, rec, ctl, s, map, at, t, dt, instance)
 }
@@ -1943,7 +1946,7 @@ fn follow(
     dt: f64,
     instance: usize,
 ) -> Option<f64> {
-    let pair = map.pair(at.key, at.variant, at.input)?;
+    let pair = map.pair(at.key, at.variant, at.weight)?;
     let left = dt - t;
     let ends = pair.t_exit - at.tau <= left - plan.opts.min_step;
     let tau_end = if ends { pair.t_exit } else { at.tau + left };
