@@ -717,6 +717,25 @@ fn frozen_spike_map_grows_before_use() {
     // Keys from 3 nA to 24 nA: ln(8)/ln(1.001) ≈ 2,081.
     assert!((2_075..=2_085).contains(&capped), "{capped} cells grown");
     assert!(!trains[0].is_empty() && strong.stats().integrated_transients > 0);
+
+    // A MIF2 map stops growing where its cells stop paying: above its rate
+    // curve the neuron falls into depolarisation block, and a cell there
+    // would integrate a long search for a next spike.
+    let c2 = neuron(MIF2);
+    let opts2 = NeuronOptions::from_circuit(&c2);
+    let mut mif2 = NeuronKernel::new(&c2, 1, opts2).unwrap();
+    mif2.prebuild_spike_map(2.0e-9, 3.0e-9).unwrap();
+    let cells = mif2.spike_map_cells();
+    kernel_spikes(&mut mif2, &[vec![8e-9]]);
+    let grown = mif2.spike_map_cells() - cells;
+    // (Up to 8 nA would be ln(8/3)/ln(1.001) ≈ 982 keys.)
+    assert!((1..900).contains(&grown), "{grown} MIF2 cells grown");
+    kernel_spikes(&mut mif2, &[vec![12e-9]]);
+    assert_eq!(
+        mif2.spike_map_cells() - cells,
+        grown,
+        "a stopped map stays stopped"
+    );
 }
 
 /// The energy the kernel accounts (sources' delivered energy less the

@@ -563,11 +563,21 @@ type GrownCells = Arc<std::sync::Mutex<std::collections::HashMap<i64, Option<Arc
 /// How far above its prebuilt range a frozen map may grow (factor on the
 /// current). Inputs above that are integrated.
 const MAP_EXTENSION: f64 = 8.0;
+/// The most integrator steps a cell grown above a frozen map's range may
+/// take to build (the build stops there, and the map stops growing): MIF
+/// cells take 600–2,400, MIF2 cells at its working inputs about 1,300;
+/// integrating one spike takes 100–300.
+const GROWTH_STEP_LIMIT: u64 = 20_000;
+/// The most cells a frozen map grows by at once.
+const GROWTH_BATCH: i64 = 64;
 
 /// The transients of one input: from rest, then the following ones.
 #[derive(Clone)]
 struct MapCell {
     variants: Vec<Variant>,
+    /// Whether the variants are every transient at this input: they
+    /// repeat (the periodic orbit) or none follows.
+    complete: bool,
 }
 
 #[derive(Clone)]
@@ -1125,6 +1135,10 @@ impl SpikeMap {
         let k = u.floor();
         let w = u - k;
         let k = k as i64;
+        if k >= self.top_key {
+            // (Cells a frozen map holds above its top are not used.)
+            return Err(Refusal::Refused);
+        }
         match (self.cells.get(&k), self.cells.get(&(k + 1))) {
             (Some(Some(a)), Some(Some(b))) => Ok((k, w, &**a, &**b)),
             (Some(_), Some(_)) => Err(Refusal::Refused),
@@ -1207,8 +1221,10 @@ impl SpikeMap {
 /// Build one cell: run the circuit from its initial state at `input` to
 /// its first transient and record it; then go on to the next transients
 /// (later spikes start from other states, e.g. with a reset memristor
-/// still partly on) until the entry state repeats (the periodic orbit) or
-/// `MAX_VARIANTS` are recorded.
+/// still partly on) until the entry state repeats (the periodic orbit),
+/// `MAX_VARIANTS` are recorded, or the search has taken `budget`
+/// integrator steps.
+#[allow(clippy::too_many_arguments)]
 fn build_cell(
     plan: &Plan,
     names: &[String],
@@ -1216,6 +1232,7 @@ fn build_cell(
     initial_record: &[f64],
     initial_control: &Control,
     input: f64,
+    budget: u64,
 ) -> Option<MapCell> {
     let n = plan.n;
     let mut devs: Vec<Box<dyn Device>> = template.iter().map(|d| d.boxed_clone()).collect();
@@ -1223,16 +1240,27 @@ fn build_cell(
     let mut ctl = *initial_control;
     let mut s = Scratch::new(n, plan.event_slots.len());
     let mut variants: Vec<Variant> = Vec::new();
+    let mut complete = false;
     while variants.len() < MAX_VARIANTS {
-        let Some(entry) =
-            search_entry(plan, names, &mut devs, &mut record, &mut ctl, &mut s, input)
-        else {
+        let Some(entry) = search_entry(
+            plan,
+            names,
+            &mut devs,
+            &mut record,
+            &mut ctl,
+            &mut s,
+            input,
+            budget,
+        ) else {
+            // (No transient follows, unless the search ran out of steps.)
+            complete = steps_taken(&ctl) <= budget;
             break;
         };
         if variants
             .iter()
             .any(|v| entries_match(plan, &v.entry, &entry))
         {
+            complete = true;
             break;
         }
         match trace_from(
@@ -1249,7 +1277,12 @@ fn build_cell(
             None => break,
         }
     }
-    (!variants.is_empty()).then_some(MapCell { variants })
+    (!variants.is_empty()).then_some(MapCell { variants, complete })
+}
+
+/// Integrator steps, accepted and rejected, an instance has taken.
+fn steps_taken(ctl: &Control) -> u64 {
+    ctl.stats.accepted_steps + ctl.stats.rejected_steps
 }
 
 /// Two entry states are the same to within `ENTRY_TOLERANCE`.
@@ -1257,7 +1290,9 @@ fn entries_match(plan: &Plan, a: &[f64], b: &[f64]) -> bool {
     (0..plan.n).all(|i| (a[i] - b[i]).abs() <= ENTRY_TOLERANCE * plan.tolerance(i, b[i]))
 }
 
-/// Integrate from the current record to the next located entry.
+/// Integrate from the current record to the next located entry; None
+/// where none comes within `CELL_SEARCH_S`, or within `budget` steps.
+#[allow(clippy::too_many_arguments)]
 fn search_entry(
     plan: &Plan,
     names: &[String],
@@ -1266,13 +1301,14 @@ fn search_entry(
     ctl: &mut Control,
     s: &mut Scratch,
     input: f64,
+    budget: u64,
 ) -> Option<Vec<f64>> {
     s.capture = Capture::Entry(None);
     let window = 1e-3;
     let mut t0 = 0.0;
     let mut v = 0.0;
     loop {
-        if t0 > CELL_SEARCH_S {
+        if t0 > CELL_SEARCH_S || steps_taken(ctl) > budget {
             return None;
         }
         advance_instance(
@@ -2916,14 +2952,34 @@ impl NeuronKernel {
         if strongest <= 0.0 {
             return;
         }
+        let mut top = map.top_key;
         let need = (map.key_of(strongest).floor() as i64 + 1).min(map.cap_key);
-        if need <= map.top_key {
-            return;
-        }
-        let keys: Vec<i64> = (map.top_key + 1..=need).collect();
-        self.insert_cells(keys);
-        if let Some(map) = &mut self.spike_map {
-            Arc::make_mut(map).top_key = need;
+        // Upward in batches (doubling, up to `GROWTH_BATCH` cells: the
+        // overshoot past a stop is built too), and only through cells completed
+        // within `GROWTH_STEP_LIMIT` steps: above its rate curve a MIF2
+        // neuron falls into depolarisation block, where a cell integrates
+        // the 2 s search for a next spike (350,000 steps, a second of CPU)
+        // to replay almost nothing; such a map stops growing there.
+        let mut batch = 1;
+        while top < need {
+            let last = (top + batch).min(need);
+            self.insert_cells((top + 1..=last).collect(), GROWTH_STEP_LIMIT);
+            let Some(map) = self.spike_map.as_mut().map(Arc::make_mut) else {
+                return;
+            };
+            let usable = |k: &i64| {
+                map.cells
+                    .get(k)
+                    .is_some_and(|c| c.as_ref().is_some_and(|c| c.complete))
+            };
+            if let Some(k) = (top + 1..=last).find(|k| !usable(k)) {
+                map.top_key = k - 1;
+                map.cap_key = k - 1;
+                return;
+            }
+            map.top_key = last;
+            top = last;
+            batch = (2 * batch).min(GROWTH_BATCH);
         }
     }
 
@@ -2941,14 +2997,14 @@ impl NeuronKernel {
     /// Build the cells of `keys` that the (unfrozen) map lacks, in parallel.
     fn build_cells(&mut self, keys: Vec<i64>) {
         if self.spike_map.as_ref().is_some_and(|m| !m.frozen) {
-            self.insert_cells(keys);
+            self.insert_cells(keys, u64::MAX);
         }
     }
 
     /// Build the cells of `keys` that the map lacks, in parallel (into
     /// this kernel's copy of its index, where it is shared). A frozen map's
     /// kernels share the cells they grow, each built once.
-    fn insert_cells(&mut self, mut keys: Vec<i64>) {
+    fn insert_cells(&mut self, mut keys: Vec<i64>, budget: u64) {
         let Some(map) = &mut self.spike_map else {
             return;
         };
@@ -2975,7 +3031,9 @@ impl NeuronKernel {
         let inputs: Vec<f64> = keys.iter().map(|&k| map.input_of(k)).collect();
         let cells: Vec<Option<Arc<MapCell>>> = inputs
             .par_iter()
-            .map(|&input| build_cell(plan, names, template, record, control, input).map(Arc::new))
+            .map(|&input| {
+                build_cell(plan, names, template, record, control, input, budget).map(Arc::new)
+            })
             .collect();
         match &grown {
             Some(g) => {
