@@ -172,7 +172,7 @@ pub struct Memristor {
 /// margin below the fold is `FOLD_MARGIN` V_s, plus ln r for a slow
 /// device: the quiescent model drops the small state the device holds
 /// there, x ≈ (V_s/ΔV)·e^{-1.3}/r, which a slow device remembers; this keeps
-/// it near 1.4e-6 for MIF2's M2. A fast device forgets it within a few τ_on
+/// it near 1.3e-6 for MIF2's M2. A fast device forgets it within a few τ_on
 /// once the integrator takes over. The region is entered 2·V_s below where
 /// it is left.
 /// How far below its fold (in V_s) a device leaves the quiescent region.
