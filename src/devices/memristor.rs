@@ -166,15 +166,6 @@ pub struct Memristor {
     quiescent_levels: Option<(f64, f64)>,
 }
 
-/// Where the OFF state ends: for small x the state follows x ≈ r·s with
-/// r = τ_off/τ_on, and with the threshold feedback the fold of that branch
-/// lies V_s·(ln(ΔV/V_s) + ln r + 1) below V_on (ΔV = V_on − V_off). The
-/// margin below the fold is `FOLD_MARGIN` V_s, plus ln r for a slow
-/// device: the quiescent model drops the small state the device holds
-/// there, x ≈ (V_s/ΔV)·e^{-1.3}/r, which a slow device remembers; this keeps
-/// it near 1.3e-6 for MIF2's M2. A fast device forgets it within a few τ_on
-/// once the integrator takes over. The region is entered 2·V_s below where
-/// it is left.
 /// How far below its fold (in V_s) a device leaves the quiescent region.
 /// There the fast MIF memristor holds x ≈ 0.005 and relaxes at 0.64/τ_on
 /// (at the fold, x ≈ 0.014 and the rate is 0). The closer, the fewer
@@ -184,6 +175,15 @@ pub struct Memristor {
 /// unchanged (tests/neuron_kernel.rs).
 const FOLD_MARGIN: f64 = 0.3;
 
+/// Where the OFF state ends: for small x the state follows x ≈ r·s with
+/// r = τ_off/τ_on, and with the threshold feedback the fold of that branch
+/// lies V_s·(ln(ΔV/V_s) + ln r + 1) below V_on (ΔV = V_on − V_off). The
+/// margin below the fold is `FOLD_MARGIN` V_s, plus ln r for a slow
+/// device: the quiescent model drops the small state the device holds
+/// there, x ≈ (V_s/ΔV)·e^{-1.3}/r, which a slow device remembers; this keeps
+/// it near 1.3e-6 for MIF2's M2. A fast device forgets it within a few τ_on
+/// once the integrator takes over. The region is entered 2·V_s below where
+/// it is left.
 fn quiescent_levels(m: &TsmModel) -> Option<(f64, f64)> {
     let dv = m.von - m.voff;
     let memory = (m.toff / m.ton).ln();
@@ -411,9 +411,9 @@ mod tests {
     }
 
     /// The quiescent region ends just below the fold of the OFF branch
-    /// (FOLD_MARGIN V_s, plus ln r for a slow device), where the fast MIF memristor
-    /// still relaxes at more than half its rate 1/τ_on and the slow MIF2
-    /// reset memristor holds a state the quiescent model may drop.
+    /// (FOLD_MARGIN V_s, plus ln r for a slow device), where the fast MIF
+    /// memristor still relaxes at more than half its rate 1/τ_on and the
+    /// slow MIF2 reset memristor holds a state the quiescent model may drop.
     #[test]
     fn quiescent_region_ends_just_below_the_fold() {
         let mif = TsmModel::default();
