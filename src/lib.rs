@@ -9,6 +9,7 @@ pub mod circuit;
 pub mod cli;
 pub mod data;
 pub mod devices;
+pub mod math;
 pub mod netlist;
 pub mod neuron;
 pub mod output;

@@ -63,10 +63,11 @@ pub struct TsmEval {
 }
 
 /// σ(u) = 1/(1 + e^(−u)) = ½(1 + tanh(u/2)). Beyond |u| = 44 it is 0 or 1
-/// in f64 (as glibc's tanh makes it there). Inside, one `exp` costs half of
-/// `tanh`, which calls `expm1`: a MIF2 relaxing after a spike keeps its
-/// reset memristor within a few mV of its threshold, where `tanh` and
-/// `expm1` took a third of a circuit network's time.
+/// in f64 (as glibc's tanh makes it there). Inside, one inlined `exp` (see
+/// [`crate::math`]) costs a fraction of `tanh`, which calls `expm1`: a MIF2
+/// relaxing after a spike keeps its reset memristor within a few mV of its
+/// threshold, where `tanh` and `expm1` took a third of a circuit network's
+/// time.
 #[inline]
 pub fn sigmoid(u: f64) -> f64 {
     if u > 44.0 {
@@ -74,7 +75,7 @@ pub fn sigmoid(u: f64) -> f64 {
     } else if u < -44.0 {
         0.0
     } else {
-        1.0 / (1.0 + (-u).exp())
+        1.0 / (1.0 + crate::math::exp(-u))
     }
 }
 

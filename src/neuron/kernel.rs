@@ -1109,7 +1109,7 @@ impl SpikeMap {
     }
 
     fn key_of(&self, input: f64) -> f64 {
-        input.ln() / self.log_spacing
+        crate::math::ln(input) / self.log_spacing
     }
 
     /// Number of cells (valid or refused).

@@ -108,7 +108,7 @@ fn decay(z: f64) -> f64 {
     if z > 40.0 {
         0.0
     } else {
-        (-z).exp()
+        crate::math::exp(-z)
     }
 }
 
@@ -430,7 +430,7 @@ impl QuiescentModel {
                 let (a, tau) = single;
                 let ratio = (level - steady) / a;
                 if ratio > 0.0 {
-                    Some((-tau * ratio.ln()).clamp(0.0, h))
+                    Some((-tau * crate::math::ln(ratio)).clamp(0.0, h))
                 } else {
                     Some(0.0)
                 }
