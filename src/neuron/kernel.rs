@@ -1234,26 +1234,21 @@ fn build_cell(
     input: f64,
     budget: u64,
 ) -> Option<MapCell> {
-    let n = plan.n;
-    let mut devs: Vec<Box<dyn Device>> = template.iter().map(|d| d.boxed_clone()).collect();
-    let mut record = initial_record.to_vec();
-    let mut ctl = *initial_control;
-    let mut s = Scratch::new(n, plan.event_slots.len());
+    let mut builder = CellBuilder {
+        plan,
+        names,
+        devs: template.iter().map(|d| d.boxed_clone()).collect(),
+        record: initial_record.to_vec(),
+        ctl: *initial_control,
+        s: Scratch::new(plan.n, plan.event_slots.len()),
+        input,
+    };
     let mut variants: Vec<Variant> = Vec::new();
     let mut complete = false;
     while variants.len() < MAX_VARIANTS {
-        let Some(entry) = search_entry(
-            plan,
-            names,
-            &mut devs,
-            &mut record,
-            &mut ctl,
-            &mut s,
-            input,
-            budget,
-        ) else {
+        let Some(entry) = builder.search_entry(budget) else {
             // (No transient follows, unless the search ran out of steps.)
-            complete = steps_taken(&ctl) <= budget;
+            complete = steps_taken(&builder.ctl) <= budget;
             break;
         };
         if variants
@@ -1263,16 +1258,7 @@ fn build_cell(
             complete = true;
             break;
         }
-        match trace_from(
-            plan,
-            names,
-            &mut devs,
-            &mut record,
-            &mut ctl,
-            &mut s,
-            input,
-            entry,
-        ) {
+        match builder.trace_from(entry) {
             Some((v, later)) => variants.extend(std::iter::once(v).chain(later)),
             None => break,
         }
@@ -1290,155 +1276,156 @@ fn entries_match(plan: &Plan, a: &[f64], b: &[f64]) -> bool {
     (0..plan.n).all(|i| (a[i] - b[i]).abs() <= ENTRY_TOLERANCE * plan.tolerance(i, b[i]))
 }
 
-/// Integrate from the current record to the next located entry; None
-/// where none comes within `CELL_SEARCH_S`, or within `budget` steps.
-#[allow(clippy::too_many_arguments)]
-fn search_entry(
-    plan: &Plan,
-    names: &[String],
-    devs: &mut [Box<dyn Device>],
-    record: &mut [f64],
-    ctl: &mut Control,
-    s: &mut Scratch,
+/// One instance integrated on its own, under a constant input, to build
+/// a spike-map cell.
+struct CellBuilder<'a> {
+    plan: &'a Plan,
+    names: &'a [String],
+    devs: Vec<Box<dyn Device>>,
+    record: Vec<f64>,
+    ctl: Control,
+    s: Scratch,
     input: f64,
-    budget: u64,
-) -> Option<Vec<f64>> {
-    s.capture = Capture::Entry(None);
-    let window = 1e-3;
-    let mut t0 = 0.0;
-    let mut v = 0.0;
-    loop {
-        if t0 > CELL_SEARCH_S || steps_taken(ctl) > budget {
-            return None;
-        }
-        advance_instance(
-            plan, names, devs, record, ctl, &mut v, s, input, t0, window, 0, None,
-        )
-        .ok()?;
-        if let Capture::Entry(Some(e)) = &mut s.capture {
-            return Some(std::mem::take(e));
-        }
-        t0 += window;
-    }
 }
 
-/// Record the transient from `entry` (see [`SpikeMap`]), and the part of
-/// it from a later entry crossing before the spike (an entry at the
-/// quiescent bound passes the state crossing on its way to the spike).
-#[allow(clippy::too_many_arguments)]
-fn trace_from(
-    plan: &Plan,
-    names: &[String],
-    devs: &mut [Box<dyn Device>],
-    record: &mut [f64],
-    ctl: &mut Control,
-    s: &mut Scratch,
-    input: f64,
-    entry: Vec<f64>,
-) -> Option<(Variant, Option<Variant>)> {
-    let n = plan.n;
-    let mut v = 0.0;
-    // Restart from the entry state at time 0.
-    record[..n].copy_from_slice(&entry);
-    evaluate(devs, &entry, 0.0, &mut s.work);
-    {
-        let mut rec = Record {
-            plan,
-            r: &mut *record,
-        };
-        rec.restart(&mut ctl.hist_len, &s.work.q);
-        let ot = plan.off_t();
-        rec.r[ot] = 0.0;
-        rec.refresh_indicators(devs);
-    }
-    ctl.order = 1;
-    // The first step after a restart has no error estimate: keep it tiny.
-    ctl.h_want = plan.opts.event_tol;
-    s.capture = Capture::Trace(Trace {
-        spike: None,
-        t_limit: CELL_TRANSIENT_S,
-        failed: false,
-        later_entry: None,
-        times: vec![0.0],
-        states: entry.clone(),
-    });
-    // The integrator records every accepted point; the windows of
-    // CELL_WINDOW_S only pace the checks for the exit (and record the ends
-    // of exact steps).
-    let h_exit = plan.opts.max_step * 1e-2;
-    let mut exit: Option<(f64, f64)> = None;
-    let exact_steps_before = ctl.stats.exact_steps;
-    let mut t0 = 0.0;
-    loop {
+impl CellBuilder<'_> {
+    /// Advance the instance over [t0, t0 + dt]; None where it fails.
+    fn advance(&mut self, t0: f64, dt: f64) -> Option<()> {
+        let mut v = 0.0;
         advance_instance(
-            plan,
-            names,
-            devs,
-            record,
-            ctl,
+            self.plan,
+            self.names,
+            &mut self.devs,
+            &mut self.record,
+            &mut self.ctl,
             &mut v,
-            s,
-            input,
+            &mut self.s,
+            self.input,
             t0,
-            CELL_WINDOW_S,
+            dt,
             0,
             None,
         )
-        .ok()?;
-        t0 += CELL_WINDOW_S;
-        match &mut s.capture {
-            Capture::Trace(Trace { failed: true, .. }) => return None,
-            Capture::Trace(trace) => {
-                if trace.times.last().is_some_and(|&t| t < t0) {
-                    trace.times.push(t0);
-                    trace.states.extend_from_slice(&record[..n]);
-                }
+        .ok()
+    }
+
+    /// Integrate from the current record to the next located entry; None
+    /// where none comes within `CELL_SEARCH_S`, or within `budget` steps.
+    fn search_entry(&mut self, budget: u64) -> Option<Vec<f64>> {
+        self.s.capture = Capture::Entry(None);
+        let window = 1e-3;
+        let mut t0 = 0.0;
+        loop {
+            if t0 > CELL_SEARCH_S || steps_taken(&self.ctl) > budget {
+                return None;
             }
-            _ => {}
+            self.advance(t0, window)?;
+            if let Capture::Entry(Some(e)) = &mut self.s.capture {
+                return Some(std::mem::take(e));
+            }
+            t0 += window;
         }
-        match exit {
-            // After the spike, the fast dynamics are over once the steps
-            // have grown, or once the instance is quiescent (it took an
-            // exact step).
-            // The exit is placed a whole number of windows after the
-            // spike, so that neighbouring cells (aligned at their spikes)
-            // mostly share it and replays end on their stored exit states.
-            None if ctl.h_want >= h_exit || ctl.stats.exact_steps > exact_steps_before => {
-                if let Capture::Trace(Trace {
-                    spike: Some(spike), ..
-                }) = s.capture
+    }
+
+    /// Record the transient from `entry` (see [`SpikeMap`]), and the part
+    /// of it from a later entry crossing before the spike (an entry at the
+    /// quiescent bound passes the state crossing on its way to the spike).
+    fn trace_from(&mut self, entry: Vec<f64>) -> Option<(Variant, Option<Variant>)> {
+        let plan = self.plan;
+        let n = plan.n;
+        // Restart from the entry state at time 0.
+        self.record[..n].copy_from_slice(&entry);
+        evaluate(&self.devs, &entry, 0.0, &mut self.s.work);
+        {
+            let mut rec = Record {
+                plan,
+                r: &mut self.record,
+            };
+            rec.restart(&mut self.ctl.hist_len, &self.s.work.q);
+            let ot = plan.off_t();
+            rec.r[ot] = 0.0;
+            rec.refresh_indicators(&self.devs);
+        }
+        self.ctl.order = 1;
+        // The first step after a restart has no error estimate: keep it tiny.
+        self.ctl.h_want = plan.opts.event_tol;
+        self.s.capture = Capture::Trace(Trace {
+            spike: None,
+            t_limit: CELL_TRANSIENT_S,
+            failed: false,
+            later_entry: None,
+            times: vec![0.0],
+            states: entry.clone(),
+        });
+        // The integrator records every accepted point; the windows of
+        // CELL_WINDOW_S only pace the checks for the exit (and record the ends
+        // of exact steps).
+        let h_exit = plan.opts.max_step * 1e-2;
+        let mut exit: Option<(f64, f64)> = None;
+        let exact_steps_before = self.ctl.stats.exact_steps;
+        let mut t0 = 0.0;
+        loop {
+            self.advance(t0, CELL_WINDOW_S)?;
+            t0 += CELL_WINDOW_S;
+            match &mut self.s.capture {
+                Capture::Trace(Trace { failed: true, .. }) => return None,
+                Capture::Trace(trace) => {
+                    if trace.times.last().is_some_and(|&t| t < t0) {
+                        trace.times.push(t0);
+                        trace.states.extend_from_slice(&self.record[..n]);
+                    }
+                }
+                _ => {}
+            }
+            match exit {
+                // After the spike, the fast dynamics are over once the steps
+                // have grown, or once the instance is quiescent (it took an
+                // exact step).
+                // The exit is placed a whole number of windows after the
+                // spike, so that neighbouring cells (aligned at their spikes)
+                // mostly share it and replays end on their stored exit states.
+                None if self.ctl.h_want >= h_exit
+                    || self.ctl.stats.exact_steps > exact_steps_before =>
                 {
-                    let after = ((t0 - spike) / CELL_WINDOW_S).ceil() * CELL_WINDOW_S;
-                    exit = Some((spike + after, ctl.h_want.max(h_exit).min(CELL_WINDOW_S)));
+                    if let Capture::Trace(Trace {
+                        spike: Some(spike), ..
+                    }) = self.s.capture
+                    {
+                        let after = ((t0 - spike) / CELL_WINDOW_S).ceil() * CELL_WINDOW_S;
+                        exit = Some((
+                            spike + after,
+                            self.ctl.h_want.max(h_exit).min(CELL_WINDOW_S),
+                        ));
+                    }
                 }
-            }
-            Some((t_exit, h)) if t0 >= 1.5 * t_exit + 2.0 * CELL_WINDOW_S => {
-                let Capture::Trace(Trace {
-                    spike: Some(spike), ..
-                }) = s.capture
-                else {
-                    return None;
-                };
-                if spike > t_exit {
-                    return None;
+                Some((t_exit, h)) if t0 >= 1.5 * t_exit + 2.0 * CELL_WINDOW_S => {
+                    let Capture::Trace(Trace {
+                        spike: Some(spike), ..
+                    }) = self.s.capture
+                    else {
+                        return None;
+                    };
+                    if spike > t_exit {
+                        return None;
+                    }
+                    let Capture::Trace(trace) = &mut self.s.capture else {
+                        return None;
+                    };
+                    let later = trace.later_entry.take();
+                    let (times, states) = (
+                        std::mem::take(&mut trace.times),
+                        std::mem::take(&mut trace.states),
+                    );
+                    let integrals = cumulative_integrals(plan, &times, &states);
+                    let whole = Variant::new(entry, spike, times, states, t_exit, h, integrals);
+                    let later = later.map(|(t_c, entry)| whole.suffix(t_c, entry));
+                    return Some((whole, later));
                 }
-                let Capture::Trace(trace) = &mut s.capture else {
-                    return None;
-                };
-                let later = trace.later_entry.take();
-                let (times, states) = (
-                    std::mem::take(&mut trace.times),
-                    std::mem::take(&mut trace.states),
-                );
-                let integrals = cumulative_integrals(plan, &times, &states);
-                let whole = Variant::new(entry, spike, times, states, t_exit, h, integrals);
-                let later = later.map(|(t_c, entry)| whole.suffix(t_c, entry));
-                return Some((whole, later));
+                _ => {}
             }
-            _ => {}
-        }
-        if t0 > CELL_TRANSIENT_S {
-            return None;
+            if t0 > CELL_TRANSIENT_S {
+                return None;
+            }
         }
     }
 }
