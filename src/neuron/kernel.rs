@@ -1369,11 +1369,9 @@ impl CellBuilder<'_> {
             t0 += CELL_WINDOW_S;
             match &mut self.s.capture {
                 Capture::Trace(Trace { failed: true, .. }) => return None,
-                Capture::Trace(trace) => {
-                    if trace.times.last().is_some_and(|&t| t < t0) {
-                        trace.times.push(t0);
-                        trace.states.extend_from_slice(&self.record[..n]);
-                    }
+                Capture::Trace(trace) if trace.times.last().is_some_and(|&t| t < t0) => {
+                    trace.times.push(t0);
+                    trace.states.extend_from_slice(&self.record[..n]);
                 }
                 _ => {}
             }
