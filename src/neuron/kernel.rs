@@ -1224,7 +1224,6 @@ impl SpikeMap {
 /// still partly on) until the entry state repeats (the periodic orbit),
 /// `MAX_VARIANTS` are recorded, or the search has taken `budget`
 /// integrator steps.
-#[allow(clippy::too_many_arguments)]
 fn build_cell(
     plan: &Plan,
     names: &[String],
