@@ -51,6 +51,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("negative resistance", "t\nV1 a 0 1\nR1 a 0 -5\n.op\n", ":3:", "resistance of r1 must be positive"),
     ("zero capacitance", "t\nV1 a 0 1\nR1 a b 1k\nC1 b 0 0\nR2 b 0 1k\n.op\n", ":4:", "capacitance of c1 must be positive"),
     ("unsupported option", "t\nV1 a 0 1\nR1 a 0 1k\n.options frobnicate=1\n.op\n", ":4:", "unsupported option 'frobnicate'"),
+    ("maxord out of range", "t\nV1 a 0 1\nR1 a 0 1k\n.options maxord=6\n.op\n", ":4:", "maxord must be a whole number from 1 to 5, got 6"),
     ("bad method", "t\nV1 a 0 1\nR1 a 0 1k\n.options method=rk4\n.op\n", ":4:", "method must be"),
     ("spike unknown device", "t\nI1 0 mem 1n\nC1 mem 0 1p\nR1 mem 0 1k\n.spike mem MEMRISTOR=m9 LEVEL=0.5\n.tran 1u 1m\n", ":5:", "unknown device 'm9'"),
     ("spike on a resistor", "t\nI1 0 mem 1n\nC1 mem 0 1p\nR1 mem 0 1k\n.spike mem MEMRISTOR=r1 LEVEL=0.5\n.tran 1u 1m\n", ":5:", "not a memristor"),

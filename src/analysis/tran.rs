@@ -10,7 +10,10 @@
 
 use super::{op, total_power, AnalysisError, AnalysisResult, Recorder};
 use crate::circuit::{Circuit, Method, SpikeDetector};
-use crate::solver::integrator::integration_coefficients;
+use crate::solver::integrator::{
+    bdf_coefficients, bdf_errors, choose_order, extrapolate, integration_coefficients,
+    MAX_BDF_ORDER,
+};
 use crate::solver::{Mna, System};
 
 /// The arguments of `.tran`.
@@ -32,6 +35,8 @@ struct History {
     q: Vec<Vec<f64>>,
     /// dQ/dt at the newest point (TRAP needs it).
     qdot: Vec<f64>,
+    /// Points kept: the highest order's, and one more for its error estimate.
+    capacity: usize,
 }
 
 impl History {
@@ -43,7 +48,7 @@ impl History {
         self.qdot.iter_mut().for_each(|v| *v = 0.0);
     }
     fn push(&mut self, t: f64, x: &[f64], q: &[f64]) {
-        if self.t.len() < 3 {
+        if self.t.len() < self.capacity {
             self.t.insert(0, t);
             self.x.insert(0, x.to_vec());
             self.q.insert(0, q.to_vec());
@@ -64,6 +69,10 @@ impl History {
 
 /// Integration coefficients: dQ/dt ≈ alpha·Q(x) + c.
 fn coefficients(method: Method, order: usize, h: f64, hist: &History, c: &mut [f64]) -> f64 {
+    if order >= 3 {
+        let t_new = hist.t[0] + h;
+        return bdf_coefficients(t_new, &hist.t[..order], |j| &hist.q[j], c);
+    }
     let (h_prev, q1) = if hist.len() >= 2 {
         (hist.t[0] - hist.t[1], Some(hist.q[1].as_slice()))
     } else {
@@ -131,9 +140,48 @@ fn error_ratio(
     Some(worst)
 }
 
-/// Extrapolate the history to time t (the Newton starting point).
-fn predict(hist: &History, t: f64, out: &mut [f64]) {
-    if hist.len() >= 2 {
+/// The error ratios of the step to `t_new` at orders k − 1, k, k + 1
+/// (NaN where the history is too short) for the variable-order BDF, and
+/// the unknown with the largest at order k.
+fn error_ratios(
+    mna: &Mna,
+    differential: &[bool],
+    t_new: f64,
+    x_new: &[f64],
+    hist: &History,
+    k: usize,
+    trtol: f64,
+) -> ([f64; 3], usize) {
+    let points = hist.len() + 1;
+    let mut ts = [0.0; MAX_BDF_ORDER + 2];
+    ts[0] = t_new;
+    ts[1..points].copy_from_slice(&hist.t);
+    let mut xs = [0.0; MAX_BDF_ORDER + 2];
+    let (mut worst, mut at) = ([0.0f64; 3], 0);
+    for i in (0..x_new.len()).filter(|&i| differential[i]) {
+        xs[0] = x_new[i];
+        for j in 1..points {
+            xs[j] = hist.x[j - 1][i];
+        }
+        let tol = trtol * mna.tolerance(i, x_new[i], hist.x[0][i]);
+        let lte = bdf_errors(&ts[..points], &mut xs[..points], k);
+        if lte[1].abs() / tol > worst[1] {
+            at = i;
+        }
+        for (w, e) in worst.iter_mut().zip(lte) {
+            *w = if e.is_nan() { e } else { w.max(e.abs() / tol) };
+        }
+    }
+    (worst, at)
+}
+
+/// Extrapolate the history to time t (the Newton starting point):
+/// linearly at orders 1 and 2, by the polynomial through the order + 1
+/// newest points above.
+fn predict(hist: &History, order: usize, t: f64, out: &mut [f64]) {
+    if order >= 3 && hist.len() > order {
+        extrapolate(t, &hist.t[..=order], |j| &hist.x[j], out);
+    } else if hist.len() >= 2 {
         let (t0, t1) = (hist.t[0], hist.t[1]);
         let w = (t - t0) / (t0 - t1);
         for i in 0..out.len() {
@@ -224,11 +272,17 @@ pub fn run(
     }
     mna.evaluate(circuit, &x, 0.0, 1.0, false);
     let differential = mna.differential_unknowns();
+    let max_order = match o.method {
+        Method::Be => 1,
+        Method::Trap => 2,
+        Method::Bdf2 => o.maxord.unwrap_or(2),
+    };
     let mut hist = History {
         t: Vec::new(),
         x: Vec::new(),
         q: Vec::new(),
         qdot: vec![0.0; n],
+        capacity: max_order.max(2) + 1,
     };
     hist.restart(0.0, &x, &mna.q);
 
@@ -273,7 +327,6 @@ pub fn run(
     let mut t = 0.0;
     let mut h = (spec.tstep.min(tmax) * 1e-2).max(hmin * 100.0);
     let mut order = 1;
-    let max_order = if o.method == Method::Be { 1 } else { 2 };
     let mut x_new = vec![0.0; n];
 
     while t < spec.tstop - hmin {
@@ -299,7 +352,7 @@ pub fn run(
         }
 
         let alpha = coefficients(o.method, order, h, &hist, &mut c);
-        predict(&hist, t + h, &mut x_new);
+        predict(&hist, order, t + h, &mut x_new);
         let sys = System {
             time: t + h,
             alpha,
@@ -328,16 +381,26 @@ pub fn run(
             continue;
         }
         let t_new = t + h;
-        let ratio = error_ratio(
-            mna,
-            &differential,
-            t_new,
-            &x_new,
-            &hist,
-            o.method,
-            order,
-            o.trtol,
-        );
+        // Above order 2 the order is chosen by the errors the step would
+        // have had at the neighbouring orders.
+        let ratios = (max_order > 2 && hist.len() >= 2).then(|| {
+            let k = order.min(hist.len() - 1);
+            let (r, at) = error_ratios(mna, &differential, t_new, &x_new, &hist, k, o.trtol);
+            (k, r, at)
+        });
+        let ratio = match ratios {
+            Some((_, r, at)) => Some((r[1], at)),
+            None => error_ratio(
+                mna,
+                &differential,
+                t_new,
+                &x_new,
+                &hist,
+                o.method,
+                order,
+                o.trtol,
+            ),
+        };
         if let Some((r, at)) = ratio {
             if r > 1.0 {
                 rejected += 1;
@@ -431,9 +494,18 @@ pub fn run(
             h = restart_step.max(h.min(restart_step * 10.0));
             power_old = total_power(circuit, &x, t);
         } else {
-            order = (order + 1).min(max_order).min(hist.len());
-            let grow = match ratio {
-                Some((r, _)) if r > 0.0 => (0.9 * r.powf(-1.0 / (order as f64 + 1.0))).min(2.0),
+            let (next, r) = match ratios {
+                Some((k, r, _)) => {
+                    let next = choose_order(k, r, max_order.min(hist.len()));
+                    (next, Some(r[next + 1 - k]).filter(|r| !r.is_nan()))
+                }
+                None => ((order + 1).min(max_order).min(hist.len()), None),
+            };
+            order = next;
+            // (Orders above 2 keep a wider margin, as the batched engine.)
+            let safety = if order > 2 { 0.8 } else { 0.9 };
+            let grow = match r.or(ratio.map(|(r, _)| r)) {
+                Some(r) if r > 0.0 => (safety * r.powf(-1.0 / (order as f64 + 1.0))).min(2.0),
                 _ => 2.0,
             };
             h *= grow.max(0.5);

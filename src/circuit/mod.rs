@@ -69,6 +69,10 @@ pub struct SimOptions {
     pub itl4: usize,
     /// Truncation-error tolerance factor (SPICE's trtol).
     pub trtol: f64,
+    /// Highest order of the variable-order BDF (`method=gear`), 1 to 5
+    /// (ngspice's and Xyce's `maxord`). None: each engine's default, 2 for
+    /// `circsnn sim` (as ngspice), 4 for the batched neuron engine.
+    pub maxord: Option<usize>,
 }
 
 impl Default for SimOptions {
@@ -84,6 +88,7 @@ impl Default for SimOptions {
             itl1: 100,
             itl4: 20,
             trtol: 1.0,
+            maxord: None,
         }
     }
 }
@@ -552,13 +557,23 @@ fn apply_options(o: &mut SimOptions, list: &[Assign], scope: &Scope) -> Result<(
             "trtol" => o.trtol = positive(v)?,
             "itl1" => o.itl1 = positive(v)?.round() as usize,
             "itl4" => o.itl4 = positive(v)?.round() as usize,
+            "maxord" => {
+                let max = crate::solver::integrator::MAX_BDF_ORDER;
+                if !(v >= 1.0 && v <= max as f64 && v.fract() == 0.0) {
+                    return err(
+                        &a.span,
+                        format!("option maxord must be a whole number from 1 to {max}, got {v}"),
+                    );
+                }
+                o.maxord = Some(v as usize);
+            }
             // Accepted for compatibility with ngspice decks; circsnn's
             // charge handling needs no separate tolerance.
             "chgtol" => {}
             other => {
                 return err(
                     &a.span,
-                    format!("unsupported option '{other}' (supported: reltol, abstol, vntol, xtol, method, maxstep, gmin, itl1, itl4, trtol, chgtol)"),
+                    format!("unsupported option '{other}' (supported: reltol, abstol, vntol, xtol, method, maxstep, gmin, itl1, itl4, trtol, maxord, chgtol)"),
                 )
             }
         }
