@@ -317,26 +317,34 @@ struct Plan {
     /// more: the error estimate's divided differences need them).
     max_order: usize,
     history: usize,
-    /// Record layout (offsets into one instance's f64 record).
+    /// Record layout (offsets into one instance's f64 record): the newest
+    /// point's x and q, the times of all points, dQ/dt, the event
+    /// indicators, then the older points' x and q. What an exact step or a
+    /// replay touches comes first, in as few cache lines as it can.
     stride: usize,
 }
 
 impl Plan {
     #[inline]
     fn off_q(&self) -> usize {
-        self.history * self.n
+        self.n
     }
     #[inline]
     fn off_t(&self) -> usize {
-        2 * self.history * self.n
+        2 * self.n
     }
     #[inline]
     fn off_qdot(&self) -> usize {
-        2 * self.history * self.n + self.history
+        2 * self.n + self.history
     }
     #[inline]
     fn off_g(&self) -> usize {
-        (2 * self.history + 1) * self.n + self.history
+        3 * self.n + self.history
+    }
+    /// Where the older points' (x, q) pairs start.
+    #[inline]
+    fn off_older(&self) -> usize {
+        3 * self.n + self.history + self.event_slots.len()
     }
     fn max_order(&self) -> usize {
         self.max_order
@@ -1638,13 +1646,21 @@ struct Record<'a> {
 impl Record<'_> {
     #[inline]
     fn x(&self, k: usize) -> &[f64] {
-        let n = self.plan.n;
-        &self.r[k * n..(k + 1) * n]
+        let o = self.point(k);
+        &self.r[o..o + self.plan.n]
     }
     #[inline]
     fn q(&self, k: usize) -> &[f64] {
-        let (n, o) = (self.plan.n, self.plan.off_q());
-        &self.r[o + k * n..o + (k + 1) * n]
+        let (n, o) = (self.plan.n, self.point(k));
+        &self.r[o + n..o + 2 * n]
+    }
+    /// Where point k's x starts (its q follows).
+    #[inline]
+    fn point(&self, k: usize) -> usize {
+        match k {
+            0 => 0,
+            _ => self.plan.off_older() + (k - 1) * 2 * self.plan.n,
+        }
     }
     /// The newest point's x and q, to be overwritten.
     #[inline]
@@ -1676,14 +1692,17 @@ impl Record<'_> {
     /// Make (t, x, q) the newest point, keeping at most `plan.history`.
     fn push(&mut self, len: &mut u8, t: f64, x: &[f64], q: &[f64]) {
         let (n, k) = (self.plan.n, self.plan.history);
-        let (oq, ot) = (self.plan.off_q(), self.plan.off_t());
+        let (ot, older) = (self.plan.off_t(), self.plan.off_older());
         // (Only the points in use move.)
         let keep = (*len as usize).min(k - 1);
-        self.r.copy_within(0..keep * n, n);
-        self.r.copy_within(oq..oq + keep * n, oq + n);
+        if keep > 0 {
+            self.r
+                .copy_within(older..older + (keep - 1) * 2 * n, older + 2 * n);
+            self.r.copy_within(0..2 * n, older);
+        }
         self.r.copy_within(ot..ot + keep, ot + 1);
         self.r[..n].copy_from_slice(x);
-        self.r[oq..oq + n].copy_from_slice(q);
+        self.r[n..2 * n].copy_from_slice(q);
         self.r[ot] = t;
         *len = (*len + 1).min(k as u8);
     }
@@ -2729,7 +2748,7 @@ impl NeuronKernel {
             untimed: template.iter().all(|d| d.next_timed_change(0.0).is_none()),
             max_order,
             history: max_order.max(2) + 1,
-            stride: (2 * (max_order.max(2) + 1) + 1) * nu + max_order.max(2) + 1 + e,
+            stride: (2 * max_order.max(2) + 3) * nu + max_order.max(2) + 1 + e,
             opts,
         };
 
