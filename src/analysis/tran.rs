@@ -11,8 +11,8 @@
 use super::{op, total_power, AnalysisError, AnalysisResult, Recorder};
 use crate::circuit::{Circuit, Method, SpikeDetector};
 use crate::solver::integrator::{
-    bdf_coefficients, bdf_errors, choose_order, extrapolate, integration_coefficients,
-    MAX_BDF_ORDER,
+    bdf_coefficients, choose_order, extrapolate, integration_coefficients, ErrorEstimate,
+    ESTIMATE_POINTS, MAX_BDF_ORDER,
 };
 use crate::solver::{Mna, System};
 
@@ -150,13 +150,15 @@ fn error_ratios(
     x_new: &[f64],
     hist: &History,
     k: usize,
+    max_order: usize,
     trtol: f64,
 ) -> ([f64; 3], usize) {
     let points = hist.len() + 1;
     let mut ts = [0.0; MAX_BDF_ORDER + 2];
     ts[0] = t_new;
     ts[1..points].copy_from_slice(&hist.t);
-    let mut xs = [0.0; MAX_BDF_ORDER + 2];
+    let estimate = ErrorEstimate::new(&ts[..points], k, max_order);
+    let mut xs = [0.0; ESTIMATE_POINTS];
     let (mut worst, mut at) = ([0.0f64; 3], 0);
     for i in (0..x_new.len()).filter(|&i| differential[i]) {
         xs[0] = x_new[i];
@@ -164,7 +166,7 @@ fn error_ratios(
             xs[j] = hist.x[j - 1][i];
         }
         let tol = trtol * mna.tolerance(i, x_new[i], hist.x[0][i]);
-        let lte = bdf_errors(&ts[..points], &mut xs[..points], k);
+        let lte = estimate.errors(&mut xs);
         if lte[1].abs() / tol > worst[1] {
             at = i;
         }
@@ -385,7 +387,7 @@ pub fn run(
         // have had at the neighbouring orders.
         let ratios = (max_order > 2 && hist.len() >= 2).then(|| {
             let k = order.min(hist.len() - 1);
-            let (r, at) = error_ratios(mna, &differential, t_new, &x_new, &hist, k, o.trtol);
+            let (r, at) = error_ratios(mna, &differential, t_new, &x_new, &hist, k, max_order, o.trtol);
             (k, r, at)
         });
         let ratio = match ratios {

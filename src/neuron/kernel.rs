@@ -81,7 +81,8 @@ use crate::devices::{
 };
 use crate::solver::dense::{dense_solve, SourceElimination};
 use crate::solver::integrator::{
-    bdf_coefficients, bdf_errors, choose_order, extrapolate, integration_coefficients, MAX_BDF_ORDER,
+    bdf_coefficients, choose_order, extrapolate, integration_coefficients, step_factor, ErrorEstimate,
+    ESTIMATE_POINTS, MAX_BDF_ORDER,
 };
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -1840,15 +1841,17 @@ impl Record<'_> {
     /// Error ratios (estimated local truncation error over tolerance, the
     /// largest over the differential unknowns) of the step to `t_new` as
     /// if it had been taken at orders k − 1, k and k + 1 (NaN where the
-    /// history is too short): the variable-order BDF's order choice.
+    /// history is too short, or k + 1 above the highest order): the
+    /// variable-order BDF's order choice.
     fn error_ratios(&self, len: u8, k: usize, t_new: f64, x_new: &[f64]) -> [f64; 3] {
         let plan = self.plan;
         let points = len as usize + 1;
         let mut ts = [0.0; MAX_HISTORY + 1];
         ts[0] = t_new;
         ts[1..points].copy_from_slice(&self.times()[..points - 1]);
+        let estimate = ErrorEstimate::new(&ts[..points], k, plan.max_order());
         let mut worst = [0.0f64; 3];
-        let mut xs = [0.0; MAX_HISTORY + 1];
+        let mut xs = [0.0; ESTIMATE_POINTS];
         for i in 0..plan.n {
             if !plan.differential[i] {
                 continue;
@@ -1859,7 +1862,7 @@ impl Record<'_> {
             }
             let tol = plan.opts.trtol
                 * (plan.opts.reltol * x_new[i].abs().max(self.x(0)[i].abs()) + plan.atol[i]);
-            let lte = bdf_errors(&ts[..points], &mut xs[..points], k);
+            let lte = estimate.errors(&mut xs);
             for (w, e) in worst.iter_mut().zip(lte) {
                 // (NaN stays NaN: max would drop it.)
                 *w = if e.is_nan() { e } else { w.max(e.abs() / tol) };
@@ -2324,7 +2327,7 @@ fn advance_instance(
             if r > 1.0 {
                 ctl.stats.rejected_steps += 1;
                 ctl.contraction = 1.0;
-                ctl.h_want = h * (0.9 * error_step_factor(r, order)).clamp(0.1, 0.9);
+                ctl.h_want = h * (0.9 * step_factor(r, order)).clamp(0.1, 0.9);
                 if ctl.h_want < hmin {
                     return Err(fail(
                         t,
@@ -2494,9 +2497,9 @@ fn advance_instance(
                 // (Orders above 2 keep a wider margin: at 0.9, order 4
                 // had 2.5 times the rejections in a MIF2 network.)
                 Some(r) if r > 0.0 && ctl.order > 2 => {
-                    (0.8 * error_step_factor(r, ctl.order as usize)).min(2.0)
+                    (0.8 * step_factor(r, ctl.order as usize)).min(2.0)
                 }
-                Some(r) if r > 0.0 => (0.9 * error_step_factor(r, ctl.order as usize)).min(2.0),
+                Some(r) if r > 0.0 => (0.9 * step_factor(r, ctl.order as usize)).min(2.0),
                 _ => 2.0,
             };
             let next = h * grow.max(0.5);
@@ -2538,27 +2541,6 @@ fn advance_instance(
 /// skipped (a silent neuron under constant drive then costs almost
 /// nothing). The state it does not move by is smaller still than this.
 const REST_FRACTION: f64 = 1e-3;
-
-/// r^(−1/(order+1)) for r > 0: the step change that brings an error ratio
-/// r to 1. At orders 1 and 2 a square or a cube root does. `powf` took
-/// 14 % of a CIFAR network's time, Rust's software `cbrt` more still;
-/// three Newton steps from a bit-level guess give the cube root to 1e-12.
-#[inline]
-fn error_step_factor(r: f64, order: usize) -> f64 {
-    match order {
-        1 => 1.0 / r.sqrt(),
-        2 => {
-            // Dividing the exponent bits by 3 is a cube root within 4 %.
-            let mut c = f64::from_bits(r.to_bits() / 3 + 0x2A9F_7893_782D_A1CE);
-            for _ in 0..3 {
-                c -= (c * c * c - r) / (3.0 * c * c);
-            }
-            1.0 / c
-        }
-        // (Orders 3 to 5: inlined, as the rest of the step.)
-        _ => crate::math::exp(-crate::math::ln(r) / (order as f64 + 1.0)),
-    }
-}
 
 /// How many instances ahead [`prefetch_devices`] asks for.
 const PREFETCH_AHEAD: usize = 2;
@@ -3331,20 +3313,6 @@ mod tests {
         dense_solve(3, &mut a, &mut b).unwrap();
         for (y, w) in b.iter().zip(want) {
             assert!((y - w).abs() < 1e-12, "{b:?}");
-        }
-    }
-
-    #[test]
-    fn error_step_factor_is_the_root() {
-        for r in [1e-300f64, 1e-12, 0.37, 1.0, 2.5, 1e6, 1e300] {
-            for order in 1..=5 {
-                let want = r.powf(-1.0 / (order as f64 + 1.0));
-                let got = error_step_factor(r, order);
-                assert!(
-                    (got - want).abs() <= 1e-12 * want,
-                    "{r} {order}: {got} against {want}"
-                );
-            }
         }
     }
 
