@@ -12,7 +12,7 @@ use super::{op, total_power, AnalysisError, AnalysisResult, Recorder};
 use crate::circuit::{Circuit, Method, SpikeDetector};
 use crate::solver::integrator::{
     bdf_coefficients, choose_order, extrapolate, integration_coefficients, ErrorEstimate,
-    ESTIMATE_POINTS, MAX_BDF_ORDER,
+    ESTIMATE_POINTS,
 };
 use crate::solver::{Mna, System};
 
@@ -141,20 +141,18 @@ fn error_ratio(
 }
 
 /// The error ratios of the step to `t_new` at orders k − 1, k, k + 1
-/// (NaN where the history is too short) for the variable-order BDF, and
-/// the unknown with the largest at order k.
+/// (NaN where the history is too short, or k + 1 above `max_order`) for
+/// the variable-order BDF, and the unknown with the largest at order k.
 fn error_ratios(
     mna: &Mna,
     differential: &[bool],
-    t_new: f64,
-    x_new: &[f64],
+    (t_new, x_new): (f64, &[f64]),
     hist: &History,
-    k: usize,
-    max_order: usize,
+    (k, max_order): (usize, usize),
     trtol: f64,
 ) -> ([f64; 3], usize) {
     let points = hist.len() + 1;
-    let mut ts = [0.0; MAX_BDF_ORDER + 2];
+    let mut ts = [0.0; ESTIMATE_POINTS];
     ts[0] = t_new;
     ts[1..points].copy_from_slice(&hist.t);
     let estimate = ErrorEstimate::new(&ts[..points], k, max_order);
@@ -162,8 +160,8 @@ fn error_ratios(
     let (mut worst, mut at) = ([0.0f64; 3], 0);
     for i in (0..x_new.len()).filter(|&i| differential[i]) {
         xs[0] = x_new[i];
-        for j in 1..points {
-            xs[j] = hist.x[j - 1][i];
+        for (x, old) in xs[1..points].iter_mut().zip(&hist.x) {
+            *x = old[i];
         }
         let tol = trtol * mna.tolerance(i, x_new[i], hist.x[0][i]);
         let lte = estimate.errors(&mut xs);
@@ -387,7 +385,14 @@ pub fn run(
         // have had at the neighbouring orders.
         let ratios = (max_order > 2 && hist.len() >= 2).then(|| {
             let k = order.min(hist.len() - 1);
-            let (r, at) = error_ratios(mna, &differential, t_new, &x_new, &hist, k, max_order, o.trtol);
+            let (r, at) = error_ratios(
+                mna,
+                &differential,
+                (t_new, &x_new),
+                &hist,
+                (k, max_order),
+                o.trtol,
+            );
             (k, r, at)
         });
         let ratio = match ratios {

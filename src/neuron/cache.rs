@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 /// `MEASURE_S` (devices.md §7 uses 0.2 s runs).
 pub const SETTLE_S: f64 = 0.02;
 pub const MEASURE_S: f64 = 0.2;
-/// Bump when the measurement changes, so old cache entries are ignored.
-const CACHE_VERSION: u32 = 1;
+/// Bump when the measurement changes, so old cache entries are ignored
+/// (2: the batched engine integrates with variable-order BDF, session 14).
+const CACHE_VERSION: u32 = 2;
 
 /// One netlist's measured f–I curve.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

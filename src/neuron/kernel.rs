@@ -81,8 +81,8 @@ use crate::devices::{
 };
 use crate::solver::dense::{dense_solve, SourceElimination};
 use crate::solver::integrator::{
-    bdf_coefficients, choose_order, extrapolate, integration_coefficients, step_factor, ErrorEstimate,
-    ESTIMATE_POINTS, MAX_BDF_ORDER,
+    bdf_coefficients, choose_order, extrapolate, integration_coefficients, step_factor,
+    ErrorEstimate, ESTIMATE_POINTS, MAX_BDF_ORDER,
 };
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -1863,8 +1863,8 @@ impl Record<'_> {
                 continue;
             }
             xs[0] = x_new[i];
-            for j in 1..points {
-                xs[j] = self.x(j - 1)[i];
+            for (j, x) in xs[1..points].iter_mut().enumerate() {
+                *x = self.x(j)[i];
             }
             let tol = plan.opts.trtol
                 * (plan.opts.reltol * x_new[i].abs().max(self.x(0)[i].abs()) + plan.atol[i]);

@@ -213,7 +213,11 @@ pub fn choose_order(k: usize, ratios: [f64; 3], limit: usize) -> usize {
 #[inline]
 pub fn step_factor(r: f64, order: usize) -> f64 {
     if !(r >= 1e-300 && r <= 1e300) {
-        return if r > 0.0 { r.powf(-1.0 / (order as f64 + 1.0)) } else { f64::INFINITY };
+        return if r > 0.0 {
+            r.powf(-1.0 / (order as f64 + 1.0))
+        } else {
+            f64::INFINITY
+        };
     }
     match order {
         1 => 1.0 / r.sqrt(),
@@ -291,7 +295,11 @@ mod tests {
     fn uneven(k: usize) -> (Vec<f64>, impl Fn(f64) -> f64, impl Fn(f64) -> f64) {
         let times: Vec<f64> = [1.0, 0.93, 0.81, 0.74, 0.6, 0.51][..k].to_vec();
         let p = move |t: f64| (0..=k).map(|m| t.powi(m as i32)).sum::<f64>();
-        let dp = move |t: f64| (1..=k).map(|m| m as f64 * t.powi(m as i32 - 1)).sum::<f64>();
+        let dp = move |t: f64| {
+            (1..=k)
+                .map(|m| m as f64 * t.powi(m as i32 - 1))
+                .sum::<f64>()
+        };
         (times, p, dp)
     }
 
@@ -304,14 +312,27 @@ mod tests {
             let mut c = [0.0];
             let a = bdf_coefficients(t_new, &times, |j| &q[j][..], &mut c);
             let got = a * p(t_new) + c[0];
-            assert!((got - dp(t_new)).abs() < 1e-8, "order {k}: {got} against {}", dp(t_new));
+            assert!(
+                (got - dp(t_new)).abs() < 1e-8,
+                "order {k}: {got} against {}",
+                dp(t_new)
+            );
         }
         // Orders 1 and 2 are the fixed formulas.
         let (t0, t1, h) = (1.0f64, 0.7f64, 0.2f64);
         let q = [[t0 * t0], [t1 * t1]];
         let (mut c, mut c2) = ([0.0], [0.0]);
         let a = bdf_coefficients(t0 + h, &[t0, t1], |j| &q[j][..], &mut c);
-        let a2 = integration_coefficients(Method::Bdf2, 2, h, t0 - t1, &q[0], Some(&q[1]), &[0.0], &mut c2);
+        let a2 = integration_coefficients(
+            Method::Bdf2,
+            2,
+            h,
+            t0 - t1,
+            &q[0],
+            Some(&q[1]),
+            &[0.0],
+            &mut c2,
+        );
         assert!((a - a2).abs() < 1e-12 * a2 && (c[0] - c2[0]).abs() < 1e-12 * c2[0].abs());
     }
 
@@ -323,7 +344,12 @@ mod tests {
             let x: Vec<[f64; 1]> = times.iter().map(|&t| [p(t)]).collect();
             let mut out = [0.0];
             extrapolate(1.2, &times, |j| &x[j][..], &mut out);
-            assert!((out[0] - p(1.2)).abs() < 1e-9, "degree {k}: {} against {}", out[0], p(1.2));
+            assert!(
+                (out[0] - p(1.2)).abs() < 1e-9,
+                "degree {k}: {} against {}",
+                out[0],
+                p(1.2)
+            );
         }
     }
 
@@ -344,7 +370,10 @@ mod tests {
                 }
                 let e = ErrorEstimate::new(&ts, k, 5).errors(&mut xs)[slot];
                 let want = BDF_ERROR[j] * h.powi(j as i32 + 1);
-                assert!((e - want).abs() < 1e-9 * want.abs().max(1e-6), "k {k}, order {j}: {e} against {want}");
+                assert!(
+                    (e - want).abs() < 1e-9 * want.abs().max(1e-6),
+                    "k {k}, order {j}: {e} against {want}"
+                );
             }
         }
         // Too few points for order k + 1: NaN.
@@ -364,7 +393,10 @@ mod tests {
                 let want = r.powf(-1.0 / (order as f64 + 1.0));
                 let got = step_factor(r, order);
                 let tol = if order == 4 { 1e-4 } else { 1e-12 };
-                assert!((got - want).abs() <= tol * want, "{r} {order}: {got} against {want}");
+                assert!(
+                    (got - want).abs() <= tol * want,
+                    "{r} {order}: {got} against {want}"
+                );
             }
         }
         assert_eq!(step_factor(0.0, 2), f64::INFINITY);
