@@ -212,7 +212,7 @@ pub fn choose_order(k: usize, ratios: [f64; 3], limit: usize) -> usize {
 /// exp(ln(r)/k) 3 % of a MIF2 network's.
 #[inline]
 pub fn step_factor(r: f64, order: usize) -> f64 {
-    if !(r >= 1e-300 && r <= 1e300) {
+    if !(1e-300..=1e300).contains(&r) {
         return if r > 0.0 {
             r.powf(-1.0 / (order as f64 + 1.0))
         } else {
