@@ -20,6 +20,16 @@ fn tran(text: &str) -> (AnalysisResult, circsnn::circuit::Circuit) {
     (r, c)
 }
 
+/// Largest |signal − exact(t)| over the run's points.
+fn max_error(r: &AnalysisResult, name: &str, exact: impl Fn(f64) -> f64) -> f64 {
+    r.waveforms
+        .sweep
+        .iter()
+        .zip(signal(r, name))
+        .map(|(&t, v)| (v - exact(t)).abs())
+        .fold(0.0f64, f64::max)
+}
+
 fn signal<'a>(r: &'a AnalysisResult, name: &str) -> &'a [f64] {
     &r.waveforms
         .signal(name)
@@ -106,14 +116,7 @@ fn higher_bdf_orders_are_accurate_and_take_fewer_steps() {
     let rc = |maxord: usize| {
         let text = format!("rc\nV1 in 0 DC 1\nR1 in out 1k\nC1 out 0 1u IC=0\n.options method=gear maxord={maxord} reltol=1e-6\n.tran 10u 5m UIC\n.end\n");
         let (r, _) = tran(&text);
-        let v = signal(&r, "v(out)");
-        let worst = r
-            .waveforms
-            .sweep
-            .iter()
-            .zip(v)
-            .map(|(t, v)| (v - (1.0 - (-t / 1e-3).exp())).abs())
-            .fold(0.0f64, f64::max);
+        let worst = max_error(&r, "v(out)", |t| 1.0 - (-t / 1e-3).exp());
         (worst, r.accepted_steps)
     };
     let (bdf2_error, bdf2_steps) = rc(2);
@@ -143,17 +146,9 @@ fn higher_bdf_orders_are_accurate_and_take_fewer_steps() {
     for maxord in 3..=5 {
         let text = format!("rlc\nV1 in 0 DC 1\nR1 in a 10\nL1 a b 1m IC=0\nC1 b 0 1u IC=0\n.options method=gear maxord={maxord} reltol=1e-5\n.tran 1u 1m UIC\n.end\n");
         let (r, _) = tran(&text);
-        let v = signal(&r, "v(b)");
-        let worst = r
-            .waveforms
-            .sweep
-            .iter()
-            .zip(v)
-            .map(|(ti, vi)| {
-                let exact = 1.0 - (-a * ti).exp() * ((wd * ti).cos() + a / wd * (wd * ti).sin());
-                (vi - exact).abs()
-            })
-            .fold(0.0f64, f64::max);
+        let worst = max_error(&r, "v(b)", |t| {
+            1.0 - (-a * t).exp() * ((wd * t).cos() + a / wd * (wd * t).sin())
+        });
         assert!(worst < 2e-3, "maxord {maxord}: max error {worst} V");
     }
 }
