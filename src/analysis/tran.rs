@@ -498,7 +498,16 @@ pub fn run(
             mna.evaluate(circuit, &x, t, 1.0, false);
             hist.restart(t, &x, &mna.q);
             order = 1;
-            h = restart_step.max(h.min(restart_step * 10.0));
+            // The first step after a restart has no error estimate. Above
+            // order 2 it stays at the restart step: with order 2's
+            // allowance of ten times that (200 µs on lif.cir, 106 µV off
+            // the exact curve) the order-4 LIF period came out 0.29 %
+            // long, against 0.01 % now.
+            h = if max_order > 2 {
+                restart_step
+            } else {
+                restart_step.max(h.min(restart_step * 10.0))
+            };
             power_old = total_power(circuit, &x, t);
         } else {
             let (next, r) = match ratios {
