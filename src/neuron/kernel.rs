@@ -104,7 +104,7 @@ pub struct NeuronOptions {
     /// (`gear`) `.options maxord`, by default 4. The general engine's
     /// default is ngspice's 2; here each neuron is integrated over
     /// millions of steps, and between switchings its solution is smooth:
-    /// orders 3 and 4 took 38 % fewer steps and half the Newton iterations
+    /// orders 3 and 4 took 40 % fewer steps and half the Newton iterations
     /// in a MIF2 network at the same tolerance (BENCHMARKS.md).
     pub max_order: usize,
     pub max_newton_iterations: usize,
