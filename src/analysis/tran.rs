@@ -11,8 +11,8 @@
 use super::{op, total_power, AnalysisError, AnalysisResult, Recorder};
 use crate::circuit::{Circuit, Method, SpikeDetector};
 use crate::solver::integrator::{
-    bdf_coefficients, choose_order, extrapolate, integration_coefficients, ErrorEstimate,
-    ESTIMATE_POINTS,
+    bdf_coefficients, extrapolate, integration_coefficients, next_order, step_safety,
+    ErrorEstimate, ESTIMATE_POINTS,
 };
 use crate::solver::{Mna, System};
 
@@ -272,11 +272,7 @@ pub fn run(
     }
     mna.evaluate(circuit, &x, 0.0, 1.0, false);
     let differential = mna.differential_unknowns();
-    let max_order = match o.method {
-        Method::Be => 1,
-        Method::Trap => 2,
-        Method::Bdf2 => o.maxord.unwrap_or(2),
-    };
+    let max_order = o.max_order(2);
     let mut hist = History {
         t: Vec::new(),
         x: Vec::new(),
@@ -510,18 +506,21 @@ pub fn run(
             };
             power_old = total_power(circuit, &x, t);
         } else {
-            let (next, r) = match ratios {
+            let r;
+            (order, r) = match ratios {
                 Some((k, r, _)) => {
-                    let next = choose_order(k, r, max_order.min(hist.len()));
-                    (next, Some(r[next + 1 - k]).filter(|r| !r.is_nan()))
+                    let (next, r) = next_order(k, r, max_order.min(hist.len()));
+                    (next, Some(r))
                 }
-                None => ((order + 1).min(max_order).min(hist.len()), None),
+                None => (
+                    (order + 1).min(max_order).min(hist.len()),
+                    ratio.map(|(r, _)| r),
+                ),
             };
-            order = next;
-            // (Orders above 2 keep a wider margin, as the batched engine.)
-            let safety = if order > 2 { 0.8 } else { 0.9 };
-            let grow = match r.or(ratio.map(|(r, _)| r)) {
-                Some(r) if r > 0.0 => (safety * r.powf(-1.0 / (order as f64 + 1.0))).min(2.0),
+            let grow = match r {
+                Some(r) if r > 0.0 => {
+                    (step_safety(order) * r.powf(-1.0 / (order as f64 + 1.0))).min(2.0)
+                }
                 _ => 2.0,
             };
             h *= grow.max(0.5);

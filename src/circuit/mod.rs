@@ -75,6 +75,18 @@ pub struct SimOptions {
     pub maxord: Option<usize>,
 }
 
+impl SimOptions {
+    /// The highest integration order: 1 for BE, 2 for TRAP, and for BDF
+    /// `maxord`, else the engine's own default.
+    pub fn max_order(&self, bdf_default: usize) -> usize {
+        match self.method {
+            Method::Be => 1,
+            Method::Trap => 2,
+            Method::Bdf2 => self.maxord.unwrap_or(bdf_default),
+        }
+    }
+}
+
 impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {

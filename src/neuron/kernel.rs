@@ -81,7 +81,7 @@ use crate::devices::{
 };
 use crate::solver::dense::{dense_solve, SourceElimination};
 use crate::solver::integrator::{
-    bdf_coefficients, choose_order, extrapolate, integration_coefficients, step_factor,
+    bdf_coefficients, extrapolate, integration_coefficients, next_order, step_factor, step_safety,
     ErrorEstimate, ESTIMATE_POINTS, MAX_BDF_ORDER,
 };
 use rayon::prelude::*;
@@ -157,11 +157,7 @@ impl NeuronOptions {
             vntol: o.vntol,
             xtol: o.xtol,
             trtol: o.trtol,
-            max_order: match o.method {
-                Method::Be => 1,
-                Method::Trap => 2,
-                Method::Bdf2 => o.maxord.unwrap_or(DEFAULT_MAX_ORDER),
-            },
+            max_order: o.max_order(DEFAULT_MAX_ORDER),
             max_newton_iterations: o.itl4,
             max_step: o.maxstep.unwrap_or(1e-3),
             min_step: 1e-14,
@@ -1752,8 +1748,7 @@ impl Record<'_> {
     /// Integration coefficients: dQ/dt ≈ α·Q(x) + c.
     fn coefficients(&self, order: usize, len: u8, h: f64, c: &mut [f64]) -> f64 {
         if order >= 3 {
-            let times = self.times();
-            return bdf_coefficients(self.t(0) + h, &times[..order], |j| self.q(j), c);
+            return bdf_coefficients(self.t(0) + h, &self.times()[..order], |j| self.q(j), c);
         }
         let h_prev = if len >= 2 { self.t(0) - self.t(1) } else { h };
         let q1 = if len >= 2 { Some(self.q(1)) } else { None };
@@ -1771,20 +1766,16 @@ impl Record<'_> {
 
     /// The times of the points kept (the first `len` are in use).
     #[inline]
-    fn times(&self) -> [f64; MAX_HISTORY] {
-        let mut times = [0.0; MAX_HISTORY];
+    fn times(&self) -> &[f64] {
         let ot = self.plan.off_t();
-        let k = self.plan.history;
-        times[..k].copy_from_slice(&self.r[ot..ot + k]);
-        times
+        &self.r[ot..ot + self.plan.history]
     }
 
     /// Extrapolate the history to time t: linearly at orders 1 and 2, by
     /// the polynomial through the order + 1 newest points above.
     fn predict(&self, len: u8, order: usize, t: f64, out: &mut [f64]) {
         if order >= 3 && len as usize > order {
-            let times = self.times();
-            extrapolate(t, &times[..=order], |j| self.x(j), out);
+            extrapolate(t, &self.times()[..=order], |j| self.x(j), out);
         } else if len >= 2 {
             let (t0, t1) = (self.t(0), self.t(1));
             let w = (t - t0) / (t0 - t1);
@@ -1841,9 +1832,7 @@ impl Record<'_> {
         }
         Some(worst)
     }
-}
 
-impl Record<'_> {
     /// Error ratios (estimated local truncation error over tolerance, the
     /// largest over the differential unknowns) of the step to `t_new` as
     /// if it had been taken at orders k − 1, k and k + 1 (NaN where the
@@ -2493,24 +2482,17 @@ fn advance_instance(
             let rs = plan.restart_step();
             ctl.h_want = rs.max(h.min(rs * 10.0));
         } else {
-            ctl.order = match ratios {
-                Some((k, r)) => choose_order(k, r, plan.max_order().min(ctl.hist_len as usize)),
-                None => (order + 1).min(plan.max_order()).min(ctl.hist_len as usize),
-            } as u8;
-            let ratio = match ratios {
-                Some((k, r)) => Some(match r[ctl.order as usize + 1 - k] {
-                    v if v.is_nan() => r[1],
-                    v => v,
-                }),
-                None => ratio,
-            };
-            let grow = match ratio {
-                // (Orders above 2 keep a wider margin: at 0.9, order 4
-                // had 2.5 times the rejections in a MIF2 network.)
-                Some(r) if r > 0.0 && ctl.order > 2 => {
-                    (0.8 * step_factor(r, ctl.order as usize)).min(2.0)
+            let limit = plan.max_order().min(ctl.hist_len as usize);
+            let (next, ratio) = match ratios {
+                Some((k, r)) => {
+                    let (next, r) = next_order(k, r, limit);
+                    (next, Some(r))
                 }
-                Some(r) if r > 0.0 => (0.9 * step_factor(r, ctl.order as usize)).min(2.0),
+                None => ((order + 1).min(limit), ratio),
+            };
+            ctl.order = next as u8;
+            let grow = match ratio {
+                Some(r) if r > 0.0 => (step_safety(next) * step_factor(r, next)).min(2.0),
                 _ => 2.0,
             };
             let next = h * grow.max(0.5);
