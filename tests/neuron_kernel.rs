@@ -102,15 +102,18 @@ fn lif_exact_spikes(currents: &[f64]) -> Vec<f64> {
     for (k, &i) in currents.iter().enumerate() {
         let v_inf = r * i;
         let mut t = 0.0;
-        while v_inf > vth {
-            // v(s) = v_inf + (v − v_inf)·e^{−s/τ} reaches vth at s:
-            let s = tau * ((v - v_inf) / (vth - v_inf)).ln();
-            if t + s >= DT {
-                break;
+        // Only a drive whose equilibrium lies above threshold fires.
+        if v_inf > vth {
+            loop {
+                // v(s) = v_inf + (v − v_inf)·e^{−s/τ} reaches vth at s:
+                let s = tau * ((v - v_inf) / (vth - v_inf)).ln();
+                if t + s >= DT {
+                    break;
+                }
+                t += s;
+                spikes.push(k as f64 * DT + t);
+                v = 0.0;
             }
-            t += s;
-            spikes.push(k as f64 * DT + t);
-            v = 0.0;
         }
         v = v_inf + (v - v_inf) * (-(DT - t) / tau).exp();
     }

@@ -968,7 +968,7 @@ impl<'a> Builder<'a> {
                     *slot = v;
                 }
                 match level {
-                    Some(l) if l == 101.0 => {}
+                    Some(101.0) => {}
                     Some(l) => return err(m.span, format!("MEMRISTOR LEVEL={l} is not supported (circsnn implements LEVEL=101, the threshold-switching memristor)")),
                     None => return err(m.span, "MEMRISTOR model needs LEVEL=101"),
                 }

@@ -65,10 +65,7 @@ impl<'p> Scope<'p> {
             }
             let bound: HashMap<String, f64> =
                 f.args.iter().cloned().zip(args.iter().copied()).collect();
-            match self.eval_depth(&f.body, &bound, depth + 1) {
-                Ok(v) => Some(v),
-                Err(_) => None,
-            }
+            self.eval_depth(&f.body, &bound, depth + 1).ok()
         };
         let v = e.eval(&lookup, &call)?;
         if let Some(name) = first_bad_call(e, self) {

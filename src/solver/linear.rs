@@ -173,16 +173,10 @@ impl SparseLu {
             return Ok(());
         }
         let mat = SparseColMatRef::new(self.symbolic_mat.as_ref(), &self.values);
-        let mut stack = MemStack::new(&mut self.scratch);
+        let stack = MemStack::new(&mut self.scratch);
         let lu = self
             .symbolic
-            .factorize_numeric_lu(
-                &mut self.numeric,
-                mat,
-                Par::Seq,
-                &mut stack,
-                Default::default(),
-            )
+            .factorize_numeric_lu(&mut self.numeric, mat, Par::Seq, stack, Default::default())
             .map_err(|e| match e {
                 faer::sparse::linalg::LuError::SymbolicSingular { index } => {
                     LinearError::Singular(index)
@@ -190,7 +184,7 @@ impl SparseLu {
                 other => LinearError::Other(format!("{other:?}")),
             })?;
         let rhs_mat = MatMut::from_column_major_slice_mut(rhs, self.n, 1);
-        lu.solve_in_place_with_conj(Conj::No, rhs_mat, Par::Seq, &mut stack);
+        lu.solve_in_place_with_conj(Conj::No, rhs_mat, Par::Seq, stack);
         if rhs.iter().any(|v| !v.is_finite()) {
             let bad = rhs.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(LinearError::Singular(bad));

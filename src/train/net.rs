@@ -325,7 +325,7 @@ impl Net {
                 }
             }
             layers.push(layer.clone());
-            specs.push(spec.clone());
+            specs.push(*spec);
         }
         let mut arch = self.arch.clone();
         arch.layers = specs;
