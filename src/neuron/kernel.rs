@@ -386,6 +386,8 @@ struct Control {
     /// The step the error control asks for next.
     h_want: f64,
     order: u8,
+    /// Steps accepted at `order` since it last changed (see [`ORDER_WAIT`]).
+    steps_at_order: u8,
     /// Points in the history (1–3).
     hist_len: u8,
     /// The input of the last step; a change restarts the history.
@@ -409,6 +411,23 @@ struct Control {
     /// usually follows. The integrator evaluates them where it takes over.
     q_stale: bool,
     stats: KernelStats,
+}
+
+impl Control {
+    /// A fresh start at `order` (a restart, a failed solve).
+    fn set_order(&mut self, order: u8) {
+        self.order = order;
+        self.steps_at_order = 0;
+    }
+
+    /// The order for the step after an accepted one.
+    fn continue_at(&mut self, order: u8) {
+        if order == self.order {
+            self.steps_at_order = self.steps_at_order.saturating_add(1);
+        } else {
+            self.set_order(order);
+        }
+    }
 }
 
 /// Work counters, summed over instances.
@@ -1382,7 +1401,7 @@ impl CellBuilder<'_> {
             rec.r[ot] = 0.0;
             rec.refresh_indicators(&self.devs);
         }
-        self.ctl.order = 1;
+        self.ctl.set_order(1);
         // The first step after a restart has no error estimate: keep it tiny.
         self.ctl.h_want = plan.opts.event_tol;
         self.s.capture = Capture::Trace(Trace {
@@ -1718,7 +1737,7 @@ impl Record<'_> {
         self.r[ot] = t;
         self.forget_history(&mut ctl.hist_len);
         self.refresh_indicators(devs);
-        ctl.order = 1;
+        ctl.set_order(1);
         ctl.h_want = h_next;
         ctl.exact = false;
         ctl.contraction = 1.0;
@@ -1838,13 +1857,13 @@ impl Record<'_> {
     /// if it had been taken at orders k − 1, k and k + 1 (NaN where the
     /// history is too short, or k + 1 above the highest order): the
     /// variable-order BDF's order choice.
-    fn error_ratios(&self, len: u8, k: usize, t_new: f64, x_new: &[f64]) -> [f64; 3] {
+    fn error_ratios(&self, len: u8, k: usize, limit: usize, t_new: f64, x_new: &[f64]) -> [f64; 3] {
         let plan = self.plan;
         let points = len as usize + 1;
         let mut ts = [0.0; MAX_HISTORY + 1];
         ts[0] = t_new;
         ts[1..points].copy_from_slice(&self.times()[..points - 1]);
-        let estimate = ErrorEstimate::new(&ts[..points], k, plan.max_order());
+        let estimate = ErrorEstimate::new(&ts[..points], k, limit);
         let mut worst = [0.0f64; 3];
         let mut xs = [0.0; ESTIMATE_POINTS];
         for i in 0..plan.n {
@@ -1866,6 +1885,11 @@ impl Record<'_> {
         worst
     }
 }
+
+/// An order k is held for k + ORDER_WAIT steps before another is
+/// considered (CVODE: k + 1): the estimates at k ± 1 cost more than the
+/// step's own, and an order that changes at every step gains little.
+const ORDER_WAIT: usize = 1;
 
 /// The batched engine's highest BDF order unless `.options maxord` says.
 const DEFAULT_MAX_ORDER: usize = 4;
@@ -2147,7 +2171,7 @@ fn advance_instance(
         // The input has a corner here: the old history no longer describes
         // the solution's derivatives. Q at x(0) is already in the record.
         rec.forget_history(&mut ctl.hist_len);
-        ctl.order = 1;
+        ctl.set_order(1);
         ctl.h_want = plan
             .restart_step()
             .max(ctl.h_want.min(plan.restart_step() * 10.0));
@@ -2299,7 +2323,7 @@ fn advance_instance(
         if let Err(e) = solved {
             ctl.stats.rejected_steps += 1;
             ctl.h_want = h / 8.0;
-            ctl.order = 1;
+            ctl.set_order(1);
             if ctl.h_want < hmin {
                 return Err(fail(
                     t,
@@ -2314,13 +2338,15 @@ fn advance_instance(
         }
         let t_new = t + h;
         // Above order 2 the order is chosen by the errors the step would
-        // have had at the neighbouring orders.
+        // have had at the neighbouring orders, once it has been held a while.
         let ratios = (plan.max_order > 2 && len >= 2).then(|| {
             let k = order.min(len as usize - 1);
-            (k, rec.error_ratios(len, k, t_new, &s.x_new))
+            let settled = ctl.steps_at_order as usize + 1 >= k + ORDER_WAIT;
+            let limit = if settled { plan.max_order() } else { k };
+            (k, rec.error_ratios(len, k, limit, t_new, &s.x_new), settled)
         });
         let ratio = match ratios {
-            Some((_, r)) => Some(r[1]),
+            Some((_, r, _)) => Some(r[1]),
             None => rec.error_ratio(len, order, t_new, &s.x_new),
         };
         if let Some(r) = ratio {
@@ -2478,19 +2504,20 @@ fn advance_instance(
         if restart {
             evaluate(devs, rec.x(0), t0 + t, &mut s.work);
             rec.restart(&mut ctl.hist_len, &s.work.q);
-            ctl.order = 1;
+            ctl.set_order(1);
             let rs = plan.restart_step();
             ctl.h_want = rs.max(h.min(rs * 10.0));
         } else {
             let limit = plan.max_order().min(ctl.hist_len as usize);
             let (next, ratio) = match ratios {
-                Some((k, r)) => {
+                Some((k, r, true)) => {
                     let (next, r) = next_order(k, r, limit);
                     (next, Some(r))
                 }
+                Some((_, r, false)) => (order.min(limit), Some(r[1])),
                 None => ((order + 1).min(limit), ratio),
             };
-            ctl.order = next as u8;
+            ctl.continue_at(next as u8);
             let grow = match ratio {
                 Some(r) if r > 0.0 => (step_safety(next) * step_factor(r, next)).min(2.0),
                 _ => 2.0,
@@ -2814,6 +2841,7 @@ impl NeuronKernel {
         let initial_control = Control {
             h_want: plan.restart_step(),
             order: 1,
+            steps_at_order: 0,
             hist_len: 1,
             last_input: 0.0,
             pending: None,
