@@ -11,8 +11,8 @@
 use super::{op, total_power, AnalysisError, AnalysisResult, Recorder};
 use crate::circuit::{Circuit, Method, SpikeDetector};
 use crate::solver::integrator::{
-    bdf_coefficients, extrapolate, integration_coefficients, next_order, step_safety,
-    ErrorEstimate, ESTIMATE_POINTS,
+    bdf_coefficients, extrapolate, integration_coefficients, next_order, order_settled,
+    step_safety, ErrorEstimate, ESTIMATE_POINTS,
 };
 use crate::solver::{Mna, System};
 
@@ -323,6 +323,8 @@ pub fn run(
     let mut t = 0.0;
     let mut h = (spec.tstep.min(tmax) * 1e-2).max(hmin * 100.0);
     let mut order = 1;
+    // Accepted steps at `order` since it last changed.
+    let mut steps_at_order = 0;
     let mut x_new = vec![0.0; n];
 
     while t < spec.tstop - hmin {
@@ -374,25 +376,28 @@ pub fn run(
                 ));
             }
             order = 1;
+            steps_at_order = 0;
             continue;
         }
         let t_new = t + h;
         // Above order 2 the order is chosen by the errors the step would
-        // have had at the neighbouring orders.
+        // have had at the neighbouring orders, once it has been held a while.
         let ratios = (max_order > 2 && hist.len() >= 2).then(|| {
             let k = order.min(hist.len() - 1);
+            let settled = order_settled(steps_at_order, k);
+            let limit = if settled { max_order } else { k };
             let (r, at) = error_ratios(
                 mna,
                 &differential,
                 (t_new, &x_new),
                 &hist,
-                (k, max_order),
+                (k, limit),
                 o.trtol,
             );
-            (k, r, at)
+            (k, r, at, settled)
         });
         let ratio = match ratios {
-            Some((_, r, at)) => Some((r[1], at)),
+            Some((_, r, at, _)) => Some((r[1], at)),
             None => error_ratio(
                 mna,
                 &differential,
@@ -494,6 +499,7 @@ pub fn run(
             mna.evaluate(circuit, &x, t, 1.0, false);
             hist.restart(t, &x, &mna.q);
             order = 1;
+            steps_at_order = 0;
             // The first step after a restart has no error estimate. Above
             // order 2 it stays at the restart step: with order 2's
             // allowance of ten times that (200 µs on lif.cir, 106 µV off
@@ -506,17 +512,19 @@ pub fn run(
             };
             power_old = total_power(circuit, &x, t);
         } else {
-            let r;
-            (order, r) = match ratios {
-                Some((k, r, _)) => {
+            let (next, r) = match ratios {
+                Some((k, r, _, true)) => {
                     let (next, r) = next_order(k, r, max_order.min(hist.len()));
                     (next, Some(r))
                 }
+                Some((_, r, _, false)) => (order, Some(r[1])),
                 None => (
                     (order + 1).min(max_order).min(hist.len()),
                     ratio.map(|(r, _)| r),
                 ),
             };
+            steps_at_order = if next == order { steps_at_order + 1 } else { 0 };
+            order = next;
             let grow = match r {
                 Some(r) if r > 0.0 => {
                     (step_safety(order) * r.powf(-1.0 / (order as f64 + 1.0))).min(2.0)

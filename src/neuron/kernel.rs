@@ -81,8 +81,8 @@ use crate::devices::{
 };
 use crate::solver::dense::{dense_solve, SourceElimination};
 use crate::solver::integrator::{
-    bdf_coefficients, extrapolate, integration_coefficients, next_order, step_factor, step_safety,
-    ErrorEstimate, ESTIMATE_POINTS, MAX_BDF_ORDER,
+    bdf_coefficients, extrapolate, integration_coefficients, next_order, order_settled,
+    step_factor, step_safety, ErrorEstimate, ESTIMATE_POINTS, MAX_BDF_ORDER,
 };
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -386,7 +386,7 @@ struct Control {
     /// The step the error control asks for next.
     h_want: f64,
     order: u8,
-    /// Steps accepted at `order` since it last changed (see [`ORDER_WAIT`]).
+    /// Steps accepted at `order` since it last changed (see [`order_settled`]).
     steps_at_order: u8,
     /// Points in the history (1–3).
     hist_len: u8,
@@ -1886,11 +1886,6 @@ impl Record<'_> {
     }
 }
 
-/// An order k is held for k + ORDER_WAIT steps before another is
-/// considered (CVODE: k + 1): the estimates at k ± 1 cost more than the
-/// step's own, and an order that changes at every step gains little.
-const ORDER_WAIT: usize = 1;
-
 /// The batched engine's highest BDF order unless `.options maxord` says.
 const DEFAULT_MAX_ORDER: usize = 4;
 
@@ -2341,7 +2336,7 @@ fn advance_instance(
         // have had at the neighbouring orders, once it has been held a while.
         let ratios = (plan.max_order > 2 && len >= 2).then(|| {
             let k = order.min(len as usize - 1);
-            let settled = ctl.steps_at_order as usize + 1 >= k + ORDER_WAIT;
+            let settled = order_settled(ctl.steps_at_order as usize, k);
             let limit = if settled { plan.max_order() } else { k };
             (k, rec.error_ratios(len, k, limit, t_new, &s.x_new), settled)
         });
