@@ -828,3 +828,57 @@ fn varied_devices_fire_as_their_own_kernels() {
     );
     assert!(VariedKernel::new(&library, &[0, 3]).is_err());
 }
+
+/// A network's first layer under analog input has one constant drive for
+/// the whole image, so `snn` advances it over the whole run at once. Under
+/// constant inputs, one advance of 50 steps' length gives the spike trains
+/// of 50 advances of one step (in the sense of `trains_agree`), from the
+/// rheobase's neighbourhood to strong drive, with the spike map and without.
+#[test]
+fn one_long_advance_matches_many_steps_under_constant_input() {
+    for (name, body) in [("LIF", LIF), ("MIF", MIF), ("MIF2", MIF2)] {
+        let c = neuron(body);
+        let instances = 60;
+        let currents: Vec<f64> = (0..instances)
+            .map(|i| 1.5e-9 + 6e-9 * i as f64 / (instances - 1) as f64)
+            .collect();
+        for spike_map in [true, false] {
+            let mut opts = NeuronOptions::from_circuit(&c);
+            opts.spike_map = spike_map;
+            let mut stepped = NeuronKernel::new(&c, instances, opts.clone()).unwrap();
+            let want = kernel_spikes(&mut stepped, &vec![currents.clone(); SEGMENTS]);
+            let mut long = NeuronKernel::new(&c, instances, opts).unwrap();
+            let mut spikes = Vec::new();
+            long.advance(DT * SEGMENTS as f64, &currents, &mut spikes)
+                .expect("kernel advances");
+            let mut got = vec![Vec::new(); instances];
+            for &(i, t) in &spikes {
+                got[i].push(t);
+            }
+            let mut worst: f64 = 0.0;
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                // (A spike within 1 µs of the end may fall either side of it.)
+                let end = DT * SEGMENTS as f64 - 1e-6;
+                let (g, w) = (
+                    g.partition_point(|&t| t < end),
+                    w.partition_point(|&t| t < end),
+                );
+                let (g, w) = (&got[i][..g], &want[i][..w]);
+                worst = worst.max(trains_agree(g, w).unwrap_or_else(|e| {
+                    panic!("{name} (spike map {spike_map}) instance {i}: {e}")
+                }));
+            }
+            let total: usize = want.iter().map(Vec::len).sum();
+            eprintln!(
+                "{name} (spike map {spike_map}): {total} spikes, worst difference {worst:.3e} s"
+            );
+            assert!(total > 10 * instances, "{name}: {total} spikes");
+            let energy = |k: &NeuronKernel| k.energy_dissipated().expect("a circuit");
+            let (a, b) = (energy(&long), energy(&stepped));
+            assert!(
+                (a - b).abs() <= 1e-3 * b.abs(),
+                "{name}: energy {a:e} J against {b:e} J"
+            );
+        }
+    }
+}

@@ -8,6 +8,10 @@
 //! layer); z becomes the drive through the model's current map; the neurons
 //! advance by dt and their spikes are this layer's events. Only layers below
 //! with events cost scatter work, so the cost grows with the spike count.
+//! Circuit neurons of the first layer under analog input see one constant
+//! drive for the whole image: they advance over the whole run in one call,
+//! which spares their integrators a stop at every step boundary, and their
+//! spikes are binned into steps.
 
 use super::neurons::{
     AbstractNeuron, Fidelity, InputMode, NeuronDevices, Neurons, RateIf, RateMap, Readout,
@@ -112,6 +116,10 @@ struct LayerState {
     /// Rate fidelity: the last drive and its rate per neuron.
     last_rate: Vec<(f64, f64)>,
     events: Vec<(usize, f64)>,
+    /// Circuit neurons whose drive is constant for the whole image (the
+    /// first layer under analog input): they are advanced over the whole
+    /// run at once, and their spikes binned into steps here.
+    whole_run: Option<Vec<Vec<(usize, f64)>>>,
 }
 
 /// Reusable state of one converted network.
@@ -180,6 +188,13 @@ impl<'a> Network<'a> {
                 drive: vec![0.0; n],
                 last_rate: vec![(f64::NAN, 0.0); n],
                 events: Vec::new(),
+                // No step boundary changes such a neuron's input, so none
+                // needs to stop its integrator.
+                whole_run: (k == 0
+                    && spiking
+                    && settings.fidelity == Fidelity::Circuit
+                    && settings.input == InputMode::Analog)
+                    .then(|| vec![Vec::new(); settings.total_steps()]),
             });
         }
         let input_len = topo.input.channels * topo.input.height * topo.input.width;
@@ -295,8 +310,29 @@ impl<'a> Network<'a> {
                         *d = self.map.drive(z);
                     }
                     neuron_steps += layer.z.len() as u64;
-                    match neurons {
-                        Neurons::Spiking(model) => {
+                    match (neurons, &mut layer.whole_run) {
+                        (Neurons::Spiking(model), Some(binned)) => {
+                            if step == 0 {
+                                self.spike_buf.clear();
+                                model
+                                    .advance(dt * total as f64, &layer.drive, &mut self.spike_buf)
+                                    .map_err(|source| SnnError::Neuron {
+                                        layer: k + 1,
+                                        source,
+                                    })?;
+                                binned.iter_mut().for_each(Vec::clear);
+                                // (Ordered by instance, as a step's spikes are.)
+                                for &(i, t) in &self.spike_buf {
+                                    let at = ((t / dt) as usize).min(total - 1);
+                                    match binned[at].last_mut() {
+                                        Some((j, n)) if *j == i => *n += 1.0,
+                                        _ => binned[at].push((i, 1.0)),
+                                    }
+                                }
+                            }
+                            events.extend_from_slice(&binned[step]);
+                        }
+                        (Neurons::Spiking(model), None) => {
                             self.spike_buf.clear();
                             model
                                 .advance(dt, &layer.drive, &mut self.spike_buf)
@@ -311,7 +347,7 @@ impl<'a> Network<'a> {
                                 }
                             }
                         }
-                        Neurons::Rate => {
+                        (Neurons::Rate, _) => {
                             for (i, (&d, last)) in layer
                                 .drive
                                 .iter()
