@@ -324,10 +324,7 @@ impl<'a> Network<'a> {
                                 // (Ordered by instance, as a step's spikes are.)
                                 for &(i, t) in &self.spike_buf {
                                     let at = ((t / dt) as usize).min(total - 1);
-                                    match binned[at].last_mut() {
-                                        Some((j, n)) if *j == i => *n += 1.0,
-                                        _ => binned[at].push((i, 1.0)),
-                                    }
+                                    count_spike(&mut binned[at], i);
                                 }
                             }
                             events.extend_from_slice(&binned[step]);
@@ -341,10 +338,7 @@ impl<'a> Network<'a> {
                                     source,
                                 })?;
                             for &(i, _) in &self.spike_buf {
-                                match events.last_mut() {
-                                    Some((j, n)) if *j == i => *n += 1.0,
-                                    _ => events.push((i, 1.0)),
-                                }
+                                count_spike(&mut events, i);
                             }
                         }
                         (Neurons::Rate, _) => {
@@ -449,6 +443,15 @@ impl<'a> Network<'a> {
         let outcome = self.run_image(image, 0);
         let probe = self.probe.take().expect("set above");
         outcome.map(|_| probe.activity)
+    }
+}
+
+/// Add a spike of neuron `i` to a step's events, (neuron, count) pairs
+/// ordered by neuron, as spikes arrive.
+fn count_spike(events: &mut Vec<(usize, f64)>, i: usize) {
+    match events.last_mut() {
+        Some((j, n)) if *j == i => *n += 1.0,
+        _ => events.push((i, 1.0)),
     }
 }
 
