@@ -11,7 +11,7 @@
 use super::{op, total_power, AnalysisError, AnalysisResult, Recorder};
 use crate::circuit::{Circuit, Method, SpikeDetector};
 use crate::solver::integrator::{
-    bdf_coefficients, extrapolate, integration_coefficients, next_order, order_settled,
+    bdf_coefficients, extrapolate, integration_coefficients, order_after_step, order_settled,
     step_safety, ErrorEstimate, ESTIMATE_POINTS,
 };
 use crate::solver::{Mna, System};
@@ -512,17 +512,13 @@ pub fn run(
             };
             power_old = total_power(circuit, &x, t);
         } else {
-            let (next, r) = match ratios {
-                Some((k, r, _, true)) => {
-                    let (next, r) = next_order(k, r, max_order.min(hist.len()));
-                    (next, Some(r))
-                }
-                Some((_, r, _, false)) => (order, Some(r[1])),
-                None => (
-                    (order + 1).min(max_order).min(hist.len()),
-                    ratio.map(|(r, _)| r),
-                ),
-            };
+            // (The order never exceeds the history, so the limit keeps it.)
+            let (next, r) = order_after_step(
+                order,
+                ratios.map(|(k, r, _, settled)| (k, r, settled)),
+                ratio.map(|(r, _)| r),
+                max_order.min(hist.len()),
+            );
             steps_at_order = if next == order { steps_at_order + 1 } else { 0 };
             order = next;
             let grow = match r {

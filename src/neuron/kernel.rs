@@ -81,7 +81,7 @@ use crate::devices::{
 };
 use crate::solver::dense::{dense_solve, SourceElimination};
 use crate::solver::integrator::{
-    bdf_coefficients, extrapolate, integration_coefficients, next_order, order_settled,
+    bdf_coefficients, extrapolate, integration_coefficients, order_after_step, order_settled,
     step_factor, step_safety, ErrorEstimate, ESTIMATE_POINTS, MAX_BDF_ORDER,
 };
 use rayon::prelude::*;
@@ -2504,14 +2504,7 @@ fn advance_instance(
             ctl.h_want = rs.max(h.min(rs * 10.0));
         } else {
             let limit = plan.max_order().min(ctl.hist_len as usize);
-            let (next, ratio) = match ratios {
-                Some((k, r, true)) => {
-                    let (next, r) = next_order(k, r, limit);
-                    (next, Some(r))
-                }
-                Some((_, r, false)) => (order.min(limit), Some(r[1])),
-                None => ((order + 1).min(limit), ratio),
-            };
+            let (next, ratio) = order_after_step(order, ratios, ratio, limit);
             ctl.continue_at(next as u8);
             let grow = match ratio {
                 Some(r) if r > 0.0 => (step_safety(next) * step_factor(r, next)).min(2.0),

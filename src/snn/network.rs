@@ -306,8 +306,11 @@ impl<'a> Network<'a> {
                 let mut events = std::mem::take(&mut layer.events);
                 events.clear();
                 if let Some(neurons) = layer.neurons.as_mut() {
-                    for (d, &z) in layer.drive.iter_mut().zip(&layer.z) {
-                        *d = self.map.drive(z);
+                    // (A whole-run layer uses its drive at the first step only.)
+                    if step == 0 || layer.whole_run.is_none() {
+                        for (d, &z) in layer.drive.iter_mut().zip(&layer.z) {
+                            *d = self.map.drive(z);
+                        }
                     }
                     neuron_steps += layer.z.len() as u64;
                     match (neurons, &mut layer.whole_run) {

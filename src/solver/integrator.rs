@@ -260,6 +260,28 @@ pub fn next_order(k: usize, ratios: [f64; 3], limit: usize) -> (usize, f64) {
     }
 }
 
+/// The order for the step after one accepted at `order`, and the error
+/// ratio its step factor is to use. `estimate` is (k, the ratios at
+/// k − 1, k, k + 1, whether the order has settled): a settled order is
+/// chosen by [`next_order`], an unsettled one is kept with order k's
+/// ratio. Without an estimate (too short a history) the order climbs by
+/// one, with `fallback`, the step's own ratio if it has one.
+pub fn order_after_step(
+    order: usize,
+    estimate: Option<(usize, [f64; 3], bool)>,
+    fallback: Option<f64>,
+    limit: usize,
+) -> (usize, Option<f64>) {
+    match estimate {
+        Some((k, ratios, true)) => {
+            let (next, r) = next_order(k, ratios, limit);
+            (next, Some(r))
+        }
+        Some((_, ratios, false)) => (order.min(limit), Some(ratios[1])),
+        None => ((order + 1).min(limit), fallback),
+    }
+}
+
 /// Whether an order k held for `steps_at_order` accepted steps before this
 /// one may now change: after k + 1 steps, as CVODE waits. Until then only
 /// order k's error is estimated; the estimates at k ± 1 cost more than the
