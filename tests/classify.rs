@@ -9,7 +9,7 @@ use circsnn::neuron::{Lif, RateModel};
 use circsnn::snn::metrics::Counts;
 use circsnn::snn::{
     classify, classify_resuming, merge_reports, rate_model_predictions, run_images,
-    shared_spike_maps, AbstractNeuron, Checkpoints, ClassifyOutcome, Fidelity, InputMode,
+    shared_circuits, AbstractNeuron, Checkpoints, ClassifyOutcome, Fidelity, InputMode,
     NeuronDevices, RateMap, Readout, Report, RunSettings, Synapse, SynapseKind, Topology,
 };
 use circsnn::train::arch::{ArchSpec, InputShape, LayerSpec, Padding};
@@ -779,7 +779,7 @@ fn shipped_mif_neurons_fire_as_their_activation_inside_the_network() {
     }
     let s = settings(Fidelity::Circuit, vec![20]);
     let devices = NeuronDevices::nominal(circuit_of("mif.cir"));
-    let maps = shared_spike_maps(&map, &s, Some(&devices)).unwrap();
+    let maps = shared_circuits(&map, &s, Some(&devices)).unwrap();
     let from = 10;
     let activity = run_images(
         &topo,

@@ -713,7 +713,7 @@ fn print_report(report: &Report, out: &Path, json: bool) -> anyhow::Result<()> {
 fn solver_line(r: &Report) -> Option<String> {
     let s = r.counts.solver?;
     let per = |x: u64| x as f64 / r.images.max(1) as f64;
-    Some(format!(
+    let mut line = format!(
         "circuit solver per image: {:.0} exact linear steps, {:.0} integrator steps ({:.0} rejected, {:.0} Newton iterations), {:.0} spike transients replayed ({:.0} continued across network steps), {:.0} integrated",
         per(s.exact_steps),
         per(s.accepted_steps),
@@ -722,7 +722,16 @@ fn solver_line(r: &Report) -> Option<String> {
         per(s.mapped_transients),
         per(s.reentries),
         per(s.integrated_transients)
-    ))
+    );
+    let tabled = s.table_interpolated + s.table_simulated;
+    if tabled > 0 {
+        line += &format!(
+            "; first layer: {:.0} neurons read from the response table, {:.1} simulated on their own",
+            per(s.table_interpolated),
+            per(s.table_simulated)
+        );
+    }
+    Some(line)
 }
 
 fn summary_line(r: &Report) -> String {

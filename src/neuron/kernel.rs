@@ -71,6 +71,7 @@
 //! result does not depend on the number of threads.
 
 use super::quiescent::{QuiescentModel, QuiescentScratch};
+use super::response::{self, Answers, Response, ResponseTables};
 use super::{check_advance_args, NeuronError, NeuronModel};
 use crate::analysis::op::initial_guess;
 use crate::circuit::{Analysis, Circuit, Method, SpikeDetector};
@@ -449,6 +450,12 @@ pub struct KernelStats {
     /// Network steps skipped by instances at rest under an unchanged input.
     #[serde(default)]
     pub rest_steps: u64,
+    /// Whole runs from rest answered by interpolating the response tables.
+    #[serde(default)]
+    pub table_interpolated: u64,
+    /// Whole runs from rest that the tables simulated on their own.
+    #[serde(default)]
+    pub table_simulated: u64,
 }
 
 impl std::ops::AddAssign for KernelStats {
@@ -462,6 +469,8 @@ impl std::ops::AddAssign for KernelStats {
         self.partial_replays += o.partial_replays;
         self.reentries += o.reentries;
         self.rest_steps += o.rest_steps;
+        self.table_interpolated += o.table_interpolated;
+        self.table_simulated += o.table_simulated;
     }
 }
 
@@ -1316,6 +1325,81 @@ fn build_cell(
         }
     }
     (!variants.is_empty()).then_some(MapCell { variants, complete })
+}
+
+/// One instance's response to `input` from the initial state over
+/// `duration`, integrated on its own exactly as inside a batch.
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    plan: &Plan,
+    names: &[String],
+    template: &[Box<dyn Device>],
+    initial_record: &[f64],
+    initial_control: &Control,
+    map: Option<&SpikeMap>,
+    input: f64,
+    duration: f64,
+    stored0: f64,
+) -> Result<Response, NeuronError> {
+    let mut devs: Vec<Box<dyn Device>> = template.iter().map(|d| d.boxed_clone()).collect();
+    let mut record = initial_record.to_vec();
+    let mut older = vec![0.0; plan.older_stride()];
+    let mut ctl = *initial_control;
+    let mut s = Scratch::new(plan.n, plan.event_slots.len());
+    let mut v = 0.0;
+    advance_instance(
+        plan,
+        names,
+        &mut devs,
+        &mut record,
+        &mut older,
+        &mut ctl,
+        &mut v,
+        &mut s,
+        input,
+        0.0,
+        duration,
+        0,
+        map,
+    )
+    .map_err(|e| match e {
+        NeuronError::StepFailed {
+            time, step, detail, ..
+        } => NeuronError::TableFailed {
+            input,
+            time,
+            step,
+            detail,
+        },
+        e => e,
+    })?;
+    let energy_j = instance_energy(plan, &ctl, &record, &devs, duration, stored0, &mut s.work);
+    Ok(Response {
+        spikes: s.spikes.iter().map(|&(_, t)| t).collect(),
+        energy_j,
+    })
+}
+
+/// Energy an instance's devices dissipated since the initial state (J):
+/// what the sources delivered less the rise in stored energy.
+fn instance_energy(
+    plan: &Plan,
+    c: &Control,
+    r: &[f64],
+    devs: &[Box<dyn Device>],
+    time: f64,
+    stored0: f64,
+    work: &mut Work,
+) -> f64 {
+    let (n, oq) = (plan.n, plan.off_q());
+    let x = &r[..n];
+    let q = if c.q_stale {
+        evaluate(devs, x, time, work);
+        &work.q
+    } else {
+        &r[oq..oq + n]
+    };
+    c.energy - (plan.stored_energy(x, q) - stored0)
 }
 
 /// Integrator steps, accepted and rejected, an instance has taken.
@@ -2598,6 +2682,11 @@ pub struct NeuronKernel {
     /// One device set at the initial state, for building map cells.
     template: Vec<Box<dyn Device>>,
     spike_map: Option<Arc<SpikeMap>>,
+    /// Where whole runs from rest are answered from tables (see `response`).
+    responses: Option<Arc<ResponseTables>>,
+    /// Set when the run since the last reset was answered from the tables:
+    /// the instances' states were not followed.
+    answered: Option<Answers>,
 }
 
 impl std::fmt::Debug for NeuronKernel {
@@ -2864,6 +2953,8 @@ impl NeuronKernel {
                 .then(|| Arc::new(SpikeMap::new(plan.opts.spike_map_spacing, nu))),
             template,
             plan,
+            responses: None,
+            answered: None,
         })
     }
 
@@ -2892,6 +2983,10 @@ impl NeuronKernel {
         let mut total = KernelStats::default();
         for c in &self.controls {
             total += c.stats;
+        }
+        if let Some(a) = &self.answered {
+            total.table_interpolated += a.interpolated;
+            total.table_simulated += a.simulated;
         }
         total
     }
@@ -2924,23 +3019,15 @@ impl NeuronKernel {
     /// (see `supply_power`).
     pub fn energy_dissipated(&self) -> Option<f64> {
         self.plan.supply.as_ref()?;
-        let (n, oq) = (self.plan.n, self.plan.off_q());
         let stored0 = self.initial_stored_energy();
-        let mut work = Work::new(n);
-        Some(
-            self.instances()
-                .map(|(c, r, devs)| {
-                    let x = &r[..n];
-                    let q = if c.q_stale {
-                        evaluate(devs, x, self.time, &mut work);
-                        &work.q
-                    } else {
-                        &r[oq..oq + n]
-                    };
-                    c.energy - (self.plan.stored_energy(x, q) - stored0)
-                })
-                .sum(),
-        )
+        let mut work = Work::new(self.plan.n);
+        let followed: f64 = self
+            .instances()
+            .map(|(c, r, devs)| {
+                instance_energy(&self.plan, c, r, devs, self.time, stored0, &mut work)
+            })
+            .sum();
+        Some(followed + self.answered.as_ref().map_or(0.0, |a| a.energy_j))
     }
 
     /// Energy stored in the capacitors at the initial state (J).
@@ -2969,6 +3056,7 @@ impl NeuronKernel {
             r.copy_from_slice(&self.initial_record);
         }
         self.controls.fill(self.initial_control);
+        self.answered = None;
         // A fresh map, so that a rerun replays exactly what the first run
         // did (a frozen map never changes).
         if let Some(map) = &mut self.spike_map {
@@ -2989,6 +3077,11 @@ impl NeuronKernel {
         spikes_out: &mut Vec<(usize, f64)>,
     ) -> Result<(), NeuronError> {
         check_advance_args(self.len, dt, input_currents)?;
+        if self.answered.is_some() {
+            return Err(NeuronError::InvalidOptions(
+                "this run was answered from the response tables, which keep no instance state: reset before advancing again".into(),
+            ));
+        }
         self.extend_frozen_map(input_currents);
         let plan = &self.plan;
         let names = &self.names;
@@ -3200,6 +3293,54 @@ impl NeuronKernel {
         self.spike_map.clone()
     }
 
+    /// Answer whole runs from rest ([`NeuronKernel::advance_from_rest`])
+    /// from `tables`, shared with the other kernels of the same circuit
+    /// and options.
+    pub fn use_response_tables(&mut self, tables: Arc<ResponseTables>) {
+        self.responses = Some(tables);
+    }
+
+    /// Advance every instance from its initial state (right after
+    /// construction or a reset) over a whole run of `duration` under its
+    /// constant input current. With response tables (and a map that is
+    /// frozen, or none) the spikes and energy come from the tables, within
+    /// `response::TIME_TOLERANCE_S` of this kernel's own integration, and
+    /// the instances' states are not followed: reset before advancing
+    /// again. Otherwise this is one `advance(duration, ...)`.
+    pub fn advance_from_rest(
+        &mut self,
+        duration: f64,
+        input_currents: &[f64],
+        spikes_out: &mut Vec<(usize, f64)>,
+    ) -> Result<(), NeuronError> {
+        let frozen = self.spike_map.as_ref().is_none_or(|m| m.frozen);
+        let tables = match (&self.responses, frozen, self.time == 0.0) {
+            (Some(t), true, true) => t.clone(),
+            _ => return self.advance(duration, input_currents, spikes_out),
+        };
+        check_advance_args(self.len, duration, input_currents)?;
+        // (Every current the tables may simulate has its map cells.)
+        self.extend_frozen_map(&[response::highest_simulated(input_currents)]);
+        let stored0 = self.initial_stored_energy();
+        let (plan, names, template) = (&self.plan, &self.names, &self.template);
+        let (record, control) = (&self.initial_record, &self.initial_control);
+        let map = self.spike_map.as_deref();
+        let simulate = |currents: &[f64]| -> Result<Vec<Response>, NeuronError> {
+            currents
+                .par_iter()
+                .map(|&input| {
+                    respond(
+                        plan, names, template, record, control, map, input, duration, stored0,
+                    )
+                })
+                .collect()
+        };
+        let answers = tables.answer(duration, input_currents, spikes_out, &simulate)?;
+        self.answered = Some(answers);
+        self.time = duration;
+        Ok(())
+    }
+
     /// Replay from `map` (built by a kernel of the same circuit and
     /// options) instead of the kernel's own.
     pub fn use_spike_map(&mut self, map: Arc<SpikeMap>) -> Result<(), NeuronError> {
@@ -3232,6 +3373,14 @@ impl NeuronModel for NeuronKernel {
     }
     fn reset(&mut self) {
         NeuronKernel::reset(self)
+    }
+    fn advance_from_rest(
+        &mut self,
+        duration: f64,
+        input_currents: &[f64],
+        spikes_out: &mut Vec<(usize, f64)>,
+    ) -> Result<(), NeuronError> {
+        NeuronKernel::advance_from_rest(self, duration, input_currents, spikes_out)
     }
     fn energy_dissipated(&self) -> Option<f64> {
         NeuronKernel::energy_dissipated(self)

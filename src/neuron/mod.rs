@@ -23,6 +23,7 @@ pub mod cache;
 mod kernel;
 pub mod quiescent;
 pub mod rate;
+pub mod response;
 pub mod varied;
 pub mod workload;
 
@@ -61,6 +62,13 @@ pub enum NeuronError {
         step: f64,
         detail: String,
     },
+    #[error("response table: the neuron under {input:e} A failed at t = {time:.9e} s (step {step:.3e} s): {detail}")]
+    TableFailed {
+        input: f64,
+        time: f64,
+        step: f64,
+        detail: String,
+    },
     #[error("rate curve: {0}")]
     InvalidRateWindow(String),
 }
@@ -90,6 +98,20 @@ pub trait NeuronModel: Send {
 
     /// Return every instance to its initial state (time 0).
     fn reset(&mut self);
+
+    /// Advance every instance from its initial state (right after a reset)
+    /// over a whole run of `duration` (s) under constant input currents:
+    /// one `advance(duration, ...)`, which this default is. The circuit
+    /// kernel may answer from its response tables instead, after which the
+    /// instances' states are not kept (see `NeuronKernel::advance_from_rest`).
+    fn advance_from_rest(
+        &mut self,
+        duration: f64,
+        input_currents: &[f64],
+        spikes_out: &mut Vec<(usize, f64)>,
+    ) -> Result<(), NeuronError> {
+        self.advance(duration, input_currents, spikes_out)
+    }
 
     /// The membrane state of each instance after the last step: volts for
     /// circuits and the analytic MIF, the normalised voltage for LIF and IF.

@@ -32,8 +32,8 @@ pub use metrics::{merge_reports, Counts, Report, RunInfo, StepsAccuracy};
 pub use network::{Activity, ImageResult, Network, RunSettings};
 pub use neurons::{AbstractNeuron, Fidelity, InputMode, NeuronDevices, RateIf, RateMap, Readout};
 pub use run::{
-    classify, classify_resuming, rate_model_predictions, run_images, shared_spike_maps,
-    Checkpoints, ClassifyOutcome,
+    classify, classify_resuming, rate_model_predictions, run_images, shared_circuits, Checkpoints,
+    ClassifyOutcome, SharedCircuits,
 };
 pub use synapse::{Synapse, SynapseKind};
 pub use topology::Topology;

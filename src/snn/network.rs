@@ -16,12 +16,12 @@
 use super::neurons::{
     AbstractNeuron, Fidelity, InputMode, NeuronDevices, Neurons, RateIf, RateMap, Readout,
 };
+use super::run::SharedCircuits;
 use super::synapse::Synapse;
 use super::topology::{ScatterBuffers, Topology};
 use super::{Result, SnnError};
-use crate::neuron::{KernelStats, NeuronKernel, NeuronOptions, SpikeMap, VariedKernel};
+use crate::neuron::{KernelStats, NeuronKernel, NeuronOptions, VariedKernel};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// Rate-fidelity rates at or below this are not propagated (Hz).
 pub const RATE_FLOOR_HZ: f64 = 1e-6;
@@ -158,7 +158,7 @@ impl<'a> Network<'a> {
         map: &'a RateMap,
         settings: &'a RunSettings,
         devices: Option<&NeuronDevices>,
-        spike_maps: &[Option<Arc<SpikeMap>>],
+        shared: &SharedCircuits,
     ) -> Result<Self> {
         settings.validate()?;
         if settings.fidelity == Fidelity::Circuit && !map.is_current() {
@@ -171,9 +171,7 @@ impl<'a> Network<'a> {
         for (k, pop) in topo.populations.iter().enumerate() {
             let spiking = k < last || settings.readout == Readout::Count;
             let neurons = if spiking {
-                Some(make_neurons(
-                    settings, map, pop.size, devices, spike_maps, k,
-                )?)
+                Some(make_neurons(settings, map, pop.size, devices, shared, k)?)
             } else {
                 None
             };
@@ -318,7 +316,11 @@ impl<'a> Network<'a> {
                             if step == 0 {
                                 self.spike_buf.clear();
                                 model
-                                    .advance(dt * total as f64, &layer.drive, &mut self.spike_buf)
+                                    .advance_from_rest(
+                                        dt * total as f64,
+                                        &layer.drive,
+                                        &mut self.spike_buf,
+                                    )
                                     .map_err(|source| SnnError::Neuron {
                                         layer: k + 1,
                                         source,
@@ -485,7 +487,7 @@ fn make_neurons(
     map: &RateMap,
     n: usize,
     devices: Option<&NeuronDevices>,
-    spike_maps: &[Option<Arc<SpikeMap>>],
+    shared: &SharedCircuits,
     layer: usize,
 ) -> Result<Neurons> {
     Ok(match settings.fidelity {
@@ -502,7 +504,7 @@ fn make_neurons(
                 layer: layer + 1,
                 source,
             };
-            let map_of = |k: usize| spike_maps.get(k).cloned().flatten();
+            let map_of = |k: usize| shared.spike_maps.get(k).cloned().flatten();
             if devices.is_nominal() {
                 let circuit = &devices.variants()[0];
                 let mut kernel =
@@ -511,6 +513,7 @@ fn make_neurons(
                 if let Some(m) = map_of(0) {
                     kernel.use_spike_map(m).map_err(neuron_error)?;
                 }
+                kernel.use_response_tables(shared.responses.clone());
                 Neurons::Spiking(Box::new(kernel))
             } else {
                 let library: Vec<_> = devices

@@ -10,6 +10,7 @@ use super::network::{ImageResult, Network, RunSettings};
 use super::neurons::{Fidelity, NeuronDevices, RateMap};
 use super::topology::Topology;
 use super::{Result, SnnError};
+use crate::neuron::response::ResponseTables;
 use crate::neuron::{NeuronKernel, NeuronOptions, SpikeMap};
 use crate::train::net::Mode;
 use crate::train::Net;
@@ -92,7 +93,7 @@ pub fn classify_resuming(
             labels.len()
         )));
     }
-    let spike_maps = shared_spike_maps(map, settings, devices)?;
+    let shared = shared_circuits(map, settings, devices)?;
     let threads = rayon::current_num_threads().max(1);
     // The first block is short, so that the time per image is known early.
     let mut block = match checkpoints.every_s {
@@ -108,7 +109,7 @@ pub fn classify_resuming(
             map,
             settings,
             devices,
-            &spike_maps,
+            &shared,
             &images[first * len..end * len],
             |net, image, i| {
                 let r = net.run_image(image, labels[first + i]);
@@ -137,18 +138,18 @@ pub fn run_images<T: Send>(
     map: &RateMap,
     settings: &RunSettings,
     devices: Option<&NeuronDevices>,
-    spike_maps: &[Option<Arc<SpikeMap>>],
+    shared: &SharedCircuits,
     images: &[f32],
     f: impl Fn(&mut Network, &[f32], usize) -> Result<T> + Sync + Send,
 ) -> Result<Vec<T>> {
     let len = topo.input.channels * topo.input.height * topo.input.width;
     // Build one network up front so that setting errors surface once.
-    drop(Network::new(topo, map, settings, devices, spike_maps)?);
+    drop(Network::new(topo, map, settings, devices, shared)?);
     let results: Vec<Result<T>> = images
         .par_chunks(len.max(1))
         .enumerate()
         .map_init(
-            || Network::new(topo, map, settings, devices, spike_maps),
+            || Network::new(topo, map, settings, devices, shared),
             |net, (i, image)| match net {
                 Ok(net) => f(net, image, i),
                 Err(e) => Err(SnnError::Settings(e.to_string())),
@@ -158,15 +159,38 @@ pub fn run_images<T: Send>(
     results.into_iter().collect()
 }
 
-/// The spike map of each device that the circuit kernels of the run replay
-/// from, built up front over the currents the network mostly drives (from
+/// What the circuit kernels of a run share across its networks (one per
+/// rayon task).
+#[derive(Clone, Default)]
+pub struct SharedCircuits {
+    /// Per device of the library: the spike map its kernels replay from.
+    pub spike_maps: Vec<Option<Arc<SpikeMap>>>,
+    /// The nominal device's response tables, which answer a first layer
+    /// driven by an analog image (see `neuron::response`).
+    pub responses: Arc<ResponseTables>,
+}
+
+/// The shared state of a run's circuit kernels: the response tables
+/// (empty, filled as images need them) and the spike map of each device
+/// that the circuit kernels of the run replay from, built up front over the currents the network mostly drives (from
 /// just below the rate curve's rheobase to twice the top of the range that
 /// placed z = 1, times the firing-rate scale) and frozen: an image's result then does not
 /// depend on which images ran before it on the same thread. (A kernel grows
 /// its map above that range before a step that needs it, still
 /// independently of history: see `SpikeMap`.) Empty without circuits; a
 /// device without a map has None.
-pub fn shared_spike_maps(
+pub fn shared_circuits(
+    map: &RateMap,
+    settings: &RunSettings,
+    devices: Option<&NeuronDevices>,
+) -> Result<SharedCircuits> {
+    Ok(SharedCircuits {
+        spike_maps: shared_spike_maps(map, settings, devices)?,
+        responses: ResponseTables::new(),
+    })
+}
+
+fn shared_spike_maps(
     map: &RateMap,
     settings: &RunSettings,
     devices: Option<&NeuronDevices>,
