@@ -649,19 +649,26 @@ fn shipped_mif_model_classifies_200_mnist_images_as_circuits() {
         (1e-9..3e-8).contains(&energy),
         "energy {energy} J per inference"
     );
-    // The solver's work: every neuron-step is an exact linear step or
-    // integrator steps, and a MIF spike is mostly replayed from the map.
+    // The solver's work: the first layer (32·26·26 neurons under the
+    // image's constant current) is read from the response table, nearly
+    // every neuron interpolated; in the later layers every neuron-step is
+    // an exact linear step or integrator steps, and a MIF spike is mostly
+    // replayed from the map.
     let solver = &value["counts"]["solver"];
     let count = |key: &str| solver[key].as_f64().expect(key);
-    let neuron_steps = value["counts"]["neuron_steps"].as_f64().unwrap();
-    assert!(count("exact_steps") > 0.3 * neuron_steps, "{solver}");
-    let spikes: f64 = value["spikes_per_image"]
-        .as_array()
-        .unwrap()
+    let first_layer = 200.0 * (32 * 26 * 26) as f64;
+    assert_eq!(
+        count("table_interpolated") + count("table_simulated"),
+        first_layer
+    );
+    assert!(count("table_interpolated") > 0.99 * first_layer, "{solver}");
+    let later_steps = value["counts"]["neuron_steps"].as_f64().unwrap() - 10.0 * first_layer;
+    assert!(count("exact_steps") > 0.3 * later_steps, "{solver}");
+    let later_spikes: f64 = value["spikes_per_image"].as_array().unwrap()[1..]
         .iter()
         .map(|s| s.as_f64().unwrap() * 200.0)
         .sum();
-    assert!(count("mapped_transients") > 0.5 * spikes, "{solver}");
+    assert!(count("mapped_transients") > 0.5 * later_spikes, "{solver}");
     assert!(
         count("newton_iterations") >= count("accepted_steps"),
         "{solver}"
