@@ -11,7 +11,8 @@
 //! Circuit neurons of the first layer under analog input see one constant
 //! drive for the whole image: they advance over the whole run in one call,
 //! which spares their integrators a stop at every step boundary, and their
-//! spikes are binned into steps.
+//! spikes are binned into steps. Nominal kernels answer that call from the
+//! run's response table (`neuron::response`) instead of integrating.
 
 use super::neurons::{
     AbstractNeuron, Fidelity, InputMode, NeuronDevices, Neurons, RateIf, RateMap, Readout,
