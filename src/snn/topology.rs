@@ -95,7 +95,10 @@ impl Weighted {
         }
     }
 
-    /// `u += a · W[:, idx]`; returns the number of synaptic updates.
+    /// `u += a · W[:, idx]`; returns the number of synaptic updates. A
+    /// convolution's `u` is laid out position-major here (`[y][x][out_c]`,
+    /// see [`Connection::scatter`]), so one tap's out_c targets are
+    /// contiguous.
     #[inline]
     fn scatter_one(&self, idx: usize, a: f64, u: &mut [f64]) -> u64 {
         match self {
@@ -117,7 +120,6 @@ impl Weighted {
                 let (k, s, pad) = (g.kernel, g.stride, g.pad);
                 let plane = g.in_h * in_w;
                 let (c, y, x) = (idx / plane, (idx % plane) / in_w, idx % in_w);
-                let out_plane = out_h * out_w;
                 let mut ops = 0;
                 for i in 0..k {
                     let ny = y + pad;
@@ -132,9 +134,9 @@ impl Weighted {
                         }
                         let ox = (nx - j) / s;
                         let taps = &weight_t[((c * k + i) * k + j) * out_c..][..out_c];
-                        let base = oy * out_w + ox;
-                        for (o, &w) in taps.iter().enumerate() {
-                            u[o * out_plane + base] += a * w as f64;
+                        let targets = &mut u[(oy * out_w + ox) * out_c..][..out_c];
+                        for (t, &w) in targets.iter_mut().zip(taps) {
+                            *t += a * w as f64;
                         }
                         ops += out_c as u64;
                     }
@@ -223,6 +225,8 @@ impl ConvGemm {
 pub struct ScatterBuffers {
     pooled: [Vec<(usize, f64)>; 2],
     gemm: GemmBuffers,
+    /// A convolution's sums, position-major (`[y][x][out_c]`).
+    by_position: Vec<f64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -282,10 +286,32 @@ impl Connection {
                 return ops;
             }
         }
-        events
-            .iter()
-            .map(|&(idx, amount)| self.weighted.scatter_one(idx, amount * scale, u))
-            .sum()
+        match &self.weighted {
+            // The sums are gathered position-major, where one tap's targets
+            // are contiguous (strided by the output plane in `u` they cost
+            // a cache line each), then added to `u`. Each sum starts at 0
+            // and takes the events in order, as it would in `u`.
+            Weighted::Conv { out_c, .. } => {
+                let sums = &mut buf.by_position;
+                sums.clear();
+                sums.resize(u.len(), 0.0);
+                let ops = events
+                    .iter()
+                    .map(|&(idx, amount)| self.weighted.scatter_one(idx, amount * scale, sums))
+                    .sum();
+                let out_plane = u.len() / out_c;
+                for (position, taps) in sums.chunks_exact(*out_c).enumerate() {
+                    for (o, &sum) in taps.iter().enumerate() {
+                        u[o * out_plane + position] += sum;
+                    }
+                }
+                ops
+            }
+            Weighted::Dense { .. } => events
+                .iter()
+                .map(|&(idx, amount)| self.weighted.scatter_one(idx, amount * scale, u))
+                .sum(),
+        }
     }
 
     /// Number of source values the connection reads.
@@ -525,8 +551,15 @@ impl Topology {
 mod tests {
     use super::*;
 
-    /// A dense step goes through the GEMM form; it must add what scattering
-    /// each event adds, and count the same synaptic updates.
+    fn w_t(w: &Weighted) -> &[f32] {
+        match w {
+            Weighted::Conv { weight_t, .. } | Weighted::Dense { weight_t, .. } => weight_t,
+        }
+    }
+
+    /// A dense step goes through the GEMM form, a sparse one through the
+    /// scatter: both must add what the convolution written out adds, and
+    /// count the same synaptic updates.
     #[test]
     fn dense_steps_as_a_matrix_product_equal_the_scatter() {
         let (in_c, in_h, in_w, out_c, k, stride, pad) = (3, 9, 8, 5, 3, 2, 1);
@@ -564,15 +597,42 @@ mod tests {
                     events.push((i, 1.0 + next()));
                 }
             }
-            let (mut by_scatter, mut by_conn) = (vec![0.25; w.out_len()], vec![0.25; w.out_len()]);
-            let ops: u64 = events
-                .iter()
-                .map(|&(i, a)| w.scatter_one(i, a * 3.0, &mut by_scatter))
-                .sum();
+            // The convolution written out, channel-major as `u` is.
+            let mut direct = vec![0.25; w.out_len()];
+            let mut ops = 0u64;
+            for &(idx, a) in &events {
+                let (c, y, x) = (idx / (in_h * in_w), (idx / in_w) % in_h, idx % in_w);
+                for (oy, ox) in (0..out_h).flat_map(|oy| (0..out_w).map(move |ox| (oy, ox))) {
+                    let (i, j) = (
+                        (y + pad) as isize - (oy * stride) as isize,
+                        (x + pad) as isize - (ox * stride) as isize,
+                    );
+                    if (0..k as isize).contains(&i) && (0..k as isize).contains(&j) {
+                        let tap = (c * k + i as usize) * k + j as usize;
+                        for o in 0..out_c {
+                            direct[(o * out_h + oy) * out_w + ox] +=
+                                a * 3.0 * w_t(&w)[tap * out_c + o] as f64;
+                        }
+                        ops += out_c as u64;
+                    }
+                }
+            }
+            let mut by_conn = vec![0.25; w.out_len()];
             let mut buf = ScatterBuffers::default();
             assert_eq!(conn.scatter(&events, 3.0, &mut by_conn, &mut buf), ops);
-            for (a, b) in by_scatter.iter().zip(&by_conn) {
+            for (a, b) in direct.iter().zip(&by_conn) {
                 assert!((a - b).abs() < 1e-12, "{a} vs {b} at density {density}");
+            }
+            // Scattered one by one, position-major, as the sparse path does.
+            let mut by_position = vec![0.0; w.out_len()];
+            for &(i, a) in &events {
+                w.scatter_one(i, a * 3.0, &mut by_position);
+            }
+            for (p, sums) in by_position.chunks_exact(out_c).enumerate() {
+                for (o, sum) in sums.iter().enumerate() {
+                    let b = direct[o * out_h * out_w + p] - 0.25;
+                    assert!((sum - b).abs() < 1e-12, "{sum} vs {b} at density {density}");
+                }
             }
         }
         // The dense events do take the product.
