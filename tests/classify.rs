@@ -422,6 +422,98 @@ fn thread_count_does_not_change_results() {
     assert_eq!(a.results, b.results);
 }
 
+/// The traced run of an image is the plain run, and its trace is what the
+/// readout read: the filtered output summed over the last half of the
+/// steps ranks the classes as the result does, and with the count readout
+/// the traced spikes add up to the output layer's spike count.
+#[test]
+fn output_traces_are_what_the_readout_reads() {
+    let Some(f) = fixture() else { return };
+    let (topo, map) = network_of(f);
+    let classes = topo.classes;
+    for readout in [Readout::Filtered, Readout::Count] {
+        let mut s = settings(Fidelity::Abstract, vec![6, 12]);
+        s.readout = readout;
+        let shared = shared_circuits(&map, &s, None).unwrap();
+        let (x, labels) = images(f, 0..6);
+        let plain = run_images(&topo, &map, &s, None, &shared, &x, |n, image, i| {
+            n.run_image(image, labels[i])
+        })
+        .unwrap();
+        let traced = run_images(&topo, &map, &s, None, &shared, &x, |n, image, i| {
+            n.run_image_traced(image, labels[i])
+        })
+        .unwrap();
+        for (p, (r, t)) in plain.iter().zip(&traced) {
+            assert_eq!(p, r);
+            for v in [&t.unfiltered, &t.filtered, &t.spikes] {
+                assert_eq!(v.len(), 12 * classes);
+            }
+            let window = 12 / 2;
+            let score: Vec<f64> = (0..classes)
+                .map(|c| (12 - window..12).map(|k| t.filtered[k * classes + c]).sum())
+                .collect();
+            let best = (0..classes)
+                .max_by(|&a, &b| score[a].total_cmp(&score[b]).then(b.cmp(&a)))
+                .unwrap();
+            let spikes: f64 = t.spikes.iter().sum();
+            match readout {
+                Readout::Filtered => {
+                    assert_eq!(r.top2[1][0], best);
+                    assert_eq!(spikes, 0.0);
+                }
+                Readout::Count => assert_eq!(spikes, *r.spikes.last().unwrap()),
+            }
+            // Spikes of the layer below reach the output's unfiltered input.
+            assert!(t.unfiltered.iter().any(|&u| u != 0.0));
+        }
+    }
+}
+
+/// `classify --samples 1` draws, per class, the first correctly classified
+/// and the first misclassified image, run again with the same result.
+#[test]
+fn cli_draws_sample_traces() {
+    let Some(f) = fixture() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let mut c = circsnn_cmd(f);
+    c.args(["--fidelity", "abstract", "--limit", "40", "--steps", "8"])
+        .arg("--out")
+        .arg(out.path());
+    run_ok(c);
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("checkpoint.json")).unwrap())
+            .unwrap();
+    let results = checkpoint["passes"][0]["results"].as_array().unwrap();
+    let mut expected = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in results.iter().enumerate() {
+        let label = r["label"].as_u64().unwrap();
+        let correct = r["top2"][0][0].as_u64().unwrap() == label;
+        if seen.insert((label, correct)) {
+            expected.push((i, correct));
+        }
+    }
+    let csv = std::fs::read_to_string(out.path().join("samples/samples.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let drawn: Vec<(usize, bool)> = rows
+        .iter()
+        .map(|r| (r[0].parse().unwrap(), r[3] == "true"))
+        .collect();
+    assert_eq!(drawn, expected);
+    assert!(drawn.iter().any(|d| !d.1), "40 images, some misclassified");
+    for r in &rows {
+        assert_eq!(r[4], "true", "{r:?} ran differently");
+        let svg = std::fs::read_to_string(out.path().join("samples").join(r[5])).unwrap();
+        assert!(svg.contains(&format!("test image {}", r[0])), "{}", r[5]);
+        assert!(svg.contains("filtered output z"));
+    }
+}
+
 fn circuit_of(name: &str) -> circsnn::circuit::Circuit {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("netlists")

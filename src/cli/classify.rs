@@ -7,12 +7,12 @@ use super::sim::resolve_netlist;
 use crate::circuit::{self, Circuit};
 use crate::data::{self, DatasetKind, Split};
 use crate::netlist;
-use crate::output::line_figure;
+use crate::output::{line_figure, panel_figure, Series};
 use crate::snn::metrics::{Counts, RunInfo};
 use crate::snn::{
-    classify_resuming, merge_reports, rate_model_predictions, AbstractNeuron, Checkpoints,
-    ClassifyOutcome, Fidelity, InputMode, NeuronDevices, RateMap, Readout, Report, RunSettings,
-    SnnError, Synapse, SynapseKind, Topology,
+    classify_resuming, merge_reports, rate_model_predictions, run_images, shared_circuits,
+    AbstractNeuron, Checkpoints, ClassifyOutcome, Fidelity, ImageResult, InputMode, NeuronDevices,
+    RateMap, Readout, Report, RunSettings, SnnError, Synapse, SynapseKind, Topology,
 };
 use crate::train::{load_model, Net};
 use anyhow::{bail, Context};
@@ -82,6 +82,11 @@ pub struct ClassifyArgs {
     /// folder (same options; the thread count may differ).
     #[arg(long)]
     pub resume: bool,
+    /// Per class, run the first N correctly classified and the first N
+    /// misclassified test images again and draw their output layer over
+    /// time (unfiltered input, filtered trace, spikes) into samples/; 0: none.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub samples: usize,
     /// Print the report as JSON on stdout instead of the text summary.
     #[arg(long)]
     pub json: bool,
@@ -406,7 +411,177 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
     )?;
 
     write_outputs(&out, &report, &dataset.class_names)?;
+    if args.samples > 0 {
+        let results = checkpoint.pass(0).results;
+        let drawn = write_samples(
+            &out.join("samples"),
+            &net,
+            &settings,
+            devices.as_ref(),
+            (&images, &labels, range.start),
+            &results,
+            &dataset.class_names,
+            args.samples,
+        )?;
+        if drawn.changed > 0 && !quiet {
+            eprintln!(
+                "warning: {} of {} sample images were classified differently when run again",
+                drawn.changed, drawn.images
+            );
+        }
+    }
     print_report(&report, &out, args.json)
+}
+
+/// The images whose output traces are drawn: per class, the first
+/// `per_class` correctly classified and the first `per_class` misclassified
+/// ones (by the prediction at the largest step count), in image order,
+/// each with whether it was classified correctly.
+pub fn select_samples(
+    results: &[ImageResult],
+    classes: usize,
+    per_class: usize,
+) -> Vec<(usize, bool)> {
+    let mut taken = vec![[0usize; 2]; classes];
+    let mut chosen = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        let Some(top2) = r.top2.last() else { continue };
+        let correct = top2[0] == r.label;
+        let count = &mut taken[r.label.min(classes - 1)][usize::from(!correct)];
+        if *count < per_class {
+            *count += 1;
+            chosen.push((i, correct));
+        }
+    }
+    chosen
+}
+
+/// How many sample images were run again, and how many of them came out
+/// differently from the run (none, since images are independent).
+pub struct SamplesDrawn {
+    pub images: usize,
+    pub changed: usize,
+}
+
+/// Run the [`select_samples`] images again with their output layer traced,
+/// and draw one figure each into `dir` (plus `samples.csv`, one row each):
+/// the output neurons' unfiltered input and filtered trace over time, and
+/// their spikes with the count readout, as in the thesis's appendix A.3/A.4.
+/// `images`/`labels` are the run's, the first being test image `first`.
+#[allow(clippy::too_many_arguments)]
+pub fn write_samples(
+    dir: &Path,
+    net: &Net,
+    settings: &RunSettings,
+    devices: Option<&NeuronDevices>,
+    (images, labels, first): (&[f32], &[usize], usize),
+    results: &[ImageResult],
+    class_names: &[String],
+    per_class: usize,
+) -> anyhow::Result<SamplesDrawn> {
+    let (topo, map) = network_parts(net, settings)?;
+    let chosen = select_samples(results, topo.classes, per_class);
+    let len = topo.input.channels * topo.input.height * topo.input.width;
+    let mut picked = Vec::with_capacity(chosen.len() * len);
+    for &(i, _) in &chosen {
+        picked.extend_from_slice(&images[i * len..(i + 1) * len]);
+    }
+    let shared = shared_circuits(&map, settings, devices)?;
+    let traced = run_images(
+        &topo,
+        &map,
+        settings,
+        devices,
+        &shared,
+        &picked,
+        |n, image, k| n.run_image_traced(image, labels[chosen[k].0]),
+    )?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let (classes, steps) = (topo.classes, settings.total_steps());
+    let times: Vec<f64> = (1..=steps)
+        .map(|k| k as f64 * settings.dt_s * 1e3)
+        .collect();
+    let mut csv = String::from("image,label,predicted,correct,same_as_run,file\n");
+    let mut changed = 0;
+    for (&(i, correct), (result, trace)) in chosen.iter().zip(&traced) {
+        let label = labels[i];
+        let predicted = result.top2.last().map_or(label, |t| t[0]);
+        let same = result.top2 == results[i].top2;
+        changed += usize::from(!same);
+        let file = format!(
+            "{}_{}_image{}.svg",
+            if correct { "correct" } else { "wrong" },
+            label,
+            first + i
+        );
+        let class_labels: Vec<String> = (0..classes)
+            .map(|c| match (c == label, c == predicted) {
+                (true, _) => format!("{} (label)", name(c)),
+                (false, true) => format!("{} (predicted)", name(c)),
+                _ => name(c),
+            })
+            .collect();
+        let by_class = |values: &[f64]| -> Vec<Vec<f64>> {
+            (0..classes)
+                .map(|c| values.iter().skip(c).step_by(classes).copied().collect())
+                .collect()
+        };
+        let (unfiltered, filtered, spikes) = (
+            by_class(&trace.unfiltered),
+            by_class(&trace.filtered),
+            by_class(&trace.spikes),
+        );
+        let (u, z, sp) = (
+            curves(&class_labels, &times, &unfiltered),
+            curves(&class_labels, &times, &filtered),
+            curves(&class_labels, &times, &spikes),
+        );
+        let mut panels: Vec<(&str, &[Series])> = vec![
+            ("unfiltered input u (spikes below × weights)", &u),
+            ("filtered output z (synapse of u, plus bias)", &z),
+        ];
+        if settings.readout == Readout::Count {
+            panels.push(("output spikes per step", &sp));
+        }
+        let title = format!(
+            "test image {}: {} classified as {} ({}, {} steps)",
+            first + i,
+            name(label),
+            name(predicted),
+            settings.fidelity.name(),
+            steps
+        );
+        panel_figure(&dir.join(&file), &title, "time (ms)", &panels)?;
+        csv.push_str(&format!(
+            "{},{label},{predicted},{correct},{same},{file}\n",
+            first + i
+        ));
+    }
+    let csv_path = dir.join("samples.csv");
+    std::fs::write(&csv_path, csv)
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    Ok(SamplesDrawn {
+        images: chosen.len(),
+        changed,
+    })
+}
+
+/// One curve per class over `times`, labelled with the class names.
+fn curves<'a>(labels: &'a [String], times: &'a [f64], rows: &'a [Vec<f64>]) -> Vec<Series<'a>> {
+    labels
+        .iter()
+        .zip(rows)
+        .map(|(l, y)| (l.as_str(), times, y.as_slice()))
+        .collect()
+}
+
+/// The spiking network's topology and rate map for a trained net.
+fn network_parts(net: &Net, settings: &RunSettings) -> anyhow::Result<(Topology, RateMap)> {
+    let topo = Topology::from_net(net)?;
+    let mut map = RateMap::new(&net.activation, settings.scale_firing_rates)?;
+    map.rectify &= !settings.signed_current;
+    Ok((topo, map))
 }
 
 /// Run the spiking network (and the `compare` fidelity) on prepared images
@@ -425,9 +600,7 @@ pub fn classify_images(
     (out, checkpoint): (&Path, &mut Checkpoint),
     quiet: bool,
 ) -> anyhow::Result<Report> {
-    let topo = Topology::from_net(net)?;
-    let mut map = RateMap::new(&net.activation, settings.scale_firing_rates)?;
-    map.rectify &= !settings.signed_current;
+    let (topo, map) = network_parts(net, settings)?;
     let ann = rate_model_predictions(
         &mut net.fold_batch_norm().map_err(anyhow::Error::from)?,
         images,

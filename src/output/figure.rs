@@ -175,6 +175,9 @@ pub fn neuron_figure(
     std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
 }
 
+/// One labelled curve: `(label, x, y)`.
+pub type Series<'a> = (&'a str, &'a [f64], &'a [f64]);
+
 /// Draws labelled curves `(label, x, y)` on one pair of axes into the SVG file
 /// `path`, with a legend when any label is non-empty. For f–I curves,
 /// parameter sweeps and the like; curves of up to 60 points also get markers.
@@ -185,18 +188,59 @@ pub fn line_figure(
     title: &str,
     x_label: &str,
     y_label: &str,
-    series: &[(&str, &[f64], &[f64])],
+    series: &[Series],
 ) -> Result<(), OutputError> {
-    if let Some((label, x, y)) = series.iter().find(|(_, x, y)| x.len() != y.len()) {
-        return Err(OutputError::InvalidFigureInput {
-            path: path.to_path_buf(),
-            message: format!(
-                "series `{label}` has {} x values but {} y values",
-                x.len(),
-                y.len()
-            ),
-        });
+    panel_figure(path, title, x_label, &[(y_label, series)])
+}
+
+/// [`line_figure`] with several panels stacked over one x axis label, each
+/// `(y label, curves)` with its own axes and legend: for traces of the same
+/// run seen two ways (a classifier's unfiltered and filtered output).
+pub fn panel_figure(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    panels: &[(&str, &[Series])],
+) -> Result<(), OutputError> {
+    for (label, x, y) in panels.iter().flat_map(|(_, s)| s.iter()) {
+        if x.len() != y.len() {
+            return Err(OutputError::InvalidFigureInput {
+                path: path.to_path_buf(),
+                message: format!(
+                    "series `{label}` has {} x values but {} y values",
+                    x.len(),
+                    y.len()
+                ),
+            });
+        }
     }
+    let count = panels.len().max(1);
+    let height = if count == 1 {
+        LINE_HEIGHT
+    } else {
+        LINE_HEIGHT * 3 / 4 * count as u32
+    };
+    let svg = render_svg((WIDTH, height), |root| {
+        let root = root.titled(title, (FONT, 24))?;
+        for (area, (y_label, series)) in root.split_evenly((count, 1)).iter().zip(panels) {
+            draw_lines(area, x_label, y_label, series)?;
+        }
+        Ok(())
+    })
+    .map_err(|message| OutputError::Drawing {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
+}
+
+/// One panel of [`panel_figure`].
+fn draw_lines(
+    area: &DrawingArea<SVGBackend, Shift>,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> DrawResult {
     let finite_points = || {
         series.iter().flat_map(|(_, x, y)| {
             x.iter()
@@ -207,61 +251,52 @@ pub fn line_figure(
     let x_range = padded_range(finite_points().map(|(x, _)| *x), 0.0);
     let y_range = padded_range(finite_points().map(|(_, y)| *y), 0.05);
     let has_data = finite_points().next().is_some();
-
-    let svg = render_svg((WIDTH, LINE_HEIGHT), |root| {
-        let root = root.titled(title, (FONT, 24))?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(MARGIN)
-            .x_label_area_size(X_LABEL_AREA)
-            .y_label_area_size(Y_LABEL_AREA)
-            .build_cartesian_2d(x_range.clone(), y_range.clone())?;
-        let x_ticks = tick_formatter(&x_range);
-        let y_ticks = tick_formatter(&y_range);
+    let mut chart = ChartBuilder::on(area)
+        .margin(MARGIN)
+        .x_label_area_size(X_LABEL_AREA)
+        .y_label_area_size(Y_LABEL_AREA)
+        .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+    let x_ticks = tick_formatter(&x_range);
+    let y_ticks = tick_formatter(&y_range);
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&x_ticks)
+        .y_label_formatter(&y_ticks)
+        .axis_desc_style((FONT, 16))
+        .label_style((FONT, 13))
+        .draw()?;
+    let mut any_label = false;
+    for (index, (label, x, y)) in series.iter().enumerate() {
+        let color = Palette99::pick(index).to_rgba();
+        let points = min_max_decimate(x, y, x_range.start, x_range.end, PLOT_COLUMNS);
+        let drawn = chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(2),
+        ))?;
+        if !label.is_empty() {
+            any_label = true;
+            drawn.label(*label).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        }
+        if points.len() <= 60 {
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+    }
+    if !has_data {
+        draw_note(&chart, &x_range, &y_range, "no data")?;
+    }
+    if any_label {
         chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&x_ticks)
-            .y_label_formatter(&y_ticks)
-            .axis_desc_style((FONT, 16))
-            .label_style((FONT, 13))
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
             .draw()?;
-        let mut any_label = false;
-        for (index, (label, x, y)) in series.iter().enumerate() {
-            let color = Palette99::pick(index).to_rgba();
-            let points = min_max_decimate(x, y, x_range.start, x_range.end, PLOT_COLUMNS);
-            let drawn = chart.draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))?;
-            if !label.is_empty() {
-                any_label = true;
-                drawn.label(*label).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            }
-            if points.len() <= 60 {
-                chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-            }
-        }
-        if !has_data {
-            draw_note(&chart, &x_range, &y_range, "no data")?;
-        }
-        if any_label {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font((FONT, 14))
-                .draw()?;
-        }
-        Ok(())
-    })
-    .map_err(|message| OutputError::Drawing {
-        path: path.to_path_buf(),
-        message,
-    })?;
-    std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
+    }
+    Ok(())
 }
 
 /// The unit of the shared time axis.

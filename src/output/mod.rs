@@ -4,7 +4,7 @@
 //! - [`write_raw`], [`write_raw_plots`], [`read_raw`], [`read_raw_plots`]: ngspice raw
 //!   files (ASCII or binary).
 //! - [`RunSummary`]: the JSON summary of one `circsnn sim` run.
-//! - [`neuron_figure`], [`line_figure`]: SVG figures.
+//! - [`neuron_figure`], [`line_figure`], [`panel_figure`]: SVG figures.
 //! - [`lowpass_spike_train`]: a spike train through an exponential synapse.
 
 mod csv;
@@ -16,7 +16,7 @@ mod summary;
 
 pub use csv::{write_spikes_csv, write_waveforms_csv};
 pub use error::OutputError;
-pub use figure::{heatmap_figure, line_figure, neuron_figure};
+pub use figure::{heatmap_figure, line_figure, neuron_figure, panel_figure, Series};
 pub use lowpass::{lowpass_spike_train, uniform_grid};
 pub use raw::{read_raw, read_raw_plots, write_raw, write_raw_plots, write_raw_to, RawFormat};
 pub use summary::RunSummary;

@@ -29,7 +29,7 @@ pub mod synapse;
 pub mod topology;
 
 pub use metrics::{merge_reports, Counts, Report, RunInfo, StepsAccuracy};
-pub use network::{Activity, ImageResult, Network, RunSettings};
+pub use network::{Activity, ImageResult, Network, OutputTrace, RunSettings};
 pub use neurons::{AbstractNeuron, Fidelity, InputMode, NeuronDevices, RateIf, RateMap, Readout};
 pub use run::{
     classify, classify_resuming, rate_model_predictions, run_images, shared_circuits, Checkpoints,

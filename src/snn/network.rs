@@ -134,6 +134,21 @@ pub struct Network<'a> {
     spike_buf: Vec<(usize, f64)>,
     scatter_buf: ScatterBuffers,
     probe: Option<Probe>,
+    trace: Option<OutputTrace>,
+}
+
+/// The output layer of one image over time, step by step, as the thesis's
+/// appendix figures show it: `classes` values per step, step-major.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OutputTrace {
+    /// The unfiltered input of each output neuron: the spikes of the layer
+    /// below along their weights in that step (activation per second).
+    pub unfiltered: Vec<f64>,
+    /// The synapse-filtered pre-activation z (plus bias), which the
+    /// filtered readout sums.
+    pub filtered: Vec<f64>,
+    /// The output neurons' own spikes per step (count readout; else 0).
+    pub spikes: Vec<f64>,
 }
 
 /// Activity summed over the steps from one step on, per population and
@@ -207,6 +222,7 @@ impl<'a> Network<'a> {
             spike_buf: Vec::new(),
             scatter_buf: ScatterBuffers::default(),
             probe: None,
+            trace: None,
         })
     }
 
@@ -374,6 +390,17 @@ impl<'a> Network<'a> {
                     a.z[k].iter_mut().zip(&layer.z).for_each(|(a, z)| *a += z);
                     events.iter().for_each(|&(i, n)| a.events[k][i] += n);
                 }
+                if let Some(t) = self.trace.as_mut().filter(|_| k == last) {
+                    t.unfiltered.extend_from_slice(&layer.u);
+                    t.filtered.extend_from_slice(&layer.z);
+                    let first = t.spikes.len();
+                    t.spikes.resize(first + classes, 0.0);
+                    if layer.neurons.is_some() {
+                        for &(i, n) in &events {
+                            t.spikes[first + i] += n;
+                        }
+                    }
+                }
                 if k == last {
                     filtered_history.extend_from_slice(&layer.z);
                     if layer.neurons.is_some() {
@@ -433,6 +460,19 @@ impl<'a> Network<'a> {
             energy_j,
             solver,
         })
+    }
+
+    /// Classify one image as [`Network::run_image`] does, and return the
+    /// output layer's trace over time too.
+    pub fn run_image_traced(
+        &mut self,
+        image: &[f32],
+        label: usize,
+    ) -> Result<(ImageResult, OutputTrace)> {
+        self.trace = Some(OutputTrace::default());
+        let outcome = self.run_image(image, label);
+        let trace = self.trace.take().expect("set above");
+        outcome.map(|r| (r, trace))
     }
 
     /// Run one image and return its activity summed over the steps from
