@@ -107,7 +107,7 @@ pub fn neuron_figure(
     };
     let time_label = format!("Time ({})", unit.name);
 
-    let svg = render_svg((WIDTH, NEURON_HEIGHT), |root| {
+    write_svg(path, (WIDTH, NEURON_HEIGHT), |root| {
         let root = root.titled(&title, (FONT, 24))?;
         let height = root.dim_in_pixel().1 as i32;
         let panel = (height - X_LABEL_AREA as i32) / 4;
@@ -168,11 +168,6 @@ pub fn neuron_figure(
         )?;
         Ok(())
     })
-    .map_err(|message| OutputError::Drawing {
-        path: path.to_path_buf(),
-        message,
-    })?;
-    std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
 }
 
 /// One labelled curve: `(label, x, y)`.
@@ -220,18 +215,13 @@ pub fn panel_figure(
     } else {
         LINE_HEIGHT * 3 / 4 * count as u32
     };
-    let svg = render_svg((WIDTH, height), |root| {
+    write_svg(path, (WIDTH, height), |root| {
         let root = root.titled(title, (FONT, 24))?;
         for (area, (y_label, series)) in root.split_evenly((count, 1)).iter().zip(panels) {
             draw_lines(area, x_label, y_label, series)?;
         }
         Ok(())
     })
-    .map_err(|message| OutputError::Drawing {
-        path: path.to_path_buf(),
-        message,
-    })?;
-    std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
 }
 
 /// One panel of [`panel_figure`].
@@ -321,19 +311,27 @@ impl TimeUnit {
     }
 }
 
-/// Renders into a string first, so that a failed write can name the path.
-fn render_svg(
+/// Renders into a string first, then writes `path`; a failed drawing or
+/// write names the path.
+fn write_svg(
+    path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> DrawResult,
-) -> Result<String, String> {
+) -> Result<(), OutputError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        draw(&root).map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        let drawn = root
+            .fill(&WHITE)
+            .map_err(|e| e.to_string())
+            .and_then(|_| draw(&root).map_err(|e| e.to_string()))
+            .and_then(|_| root.present().map_err(|e| e.to_string()));
+        drawn.map_err(|message| OutputError::Drawing {
+            path: path.to_path_buf(),
+            message,
+        })?;
     }
-    Ok(svg)
+    std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
 }
 
 /// Tick labels for an axis spanning `range`: plain decimals with no trailing
@@ -854,7 +852,7 @@ pub fn heatmap_figure(
     let (lo, hi) = finite_min_max(values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let (nx, ny) = (x_labels.len().max(1), y_labels.len().max(1));
-    let svg = render_svg((WIDTH, LINE_HEIGHT + 100), |root| {
+    write_svg(path, (WIDTH, LINE_HEIGHT + 100), |root| {
         let root = root.titled(title, (FONT, 24))?;
         let mut chart = ChartBuilder::on(&root)
             .margin(MARGIN)
@@ -912,11 +910,6 @@ pub fn heatmap_figure(
         }
         Ok(())
     })
-    .map_err(|message| OutputError::InvalidFigureInput {
-        path: path.to_path_buf(),
-        message,
-    })?;
-    std::fs::write(path, svg).map_err(|e| OutputError::io(path, e))
 }
 
 #[cfg(test)]
