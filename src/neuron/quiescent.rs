@@ -278,9 +278,15 @@ impl QuiescentModel {
         }
         // (From x_inf(i) again, not from s.x_inf: reading back what was
         // just stored, a value at a time, stalls the vector loads.)
+        // (Sums as plain loops, here and below: with n and r constant they
+        // unroll, where `Iterator::sum` stayed a call per sum.)
         for k in 0..r {
             let w = &self.projections[k * n..(k + 1) * n];
-            s.coefficients[k] = (0..n).map(|i| w[i] * (x[i] - x_inf(i))).sum();
+            let mut c = 0.0;
+            for i in 0..n {
+                c += w[i] * (x[i] - x_inf(i));
+            }
+            s.coefficients[k] = c;
         }
         // e^{−t_end/τ_k}: the bounds' check at the end of the step and the
         // new state share it; it is recomputed only where a bound stops
@@ -296,19 +302,19 @@ impl QuiescentModel {
             }
         }
         for i in 0..n {
-            x[i] = s.x_inf[i]
-                + (0..r)
-                    .map(|k| s.coefficients[k] * s.decay[k] * self.shapes[k * n + i])
-                    .sum::<f64>();
+            let mut modes = 0.0;
+            for k in 0..r {
+                modes += s.coefficients[k] * s.decay[k] * self.shapes[k * n + i];
+            }
+            x[i] = s.x_inf[i] + modes;
         }
         for i in 0..n {
             let row = &self.c[i * n..(i + 1) * n];
-            q[i] = self.q_ref[i]
-                + row
-                    .iter()
-                    .zip(x.iter().zip(&self.x_ref))
-                    .map(|(c, (a, b))| c * (a - b))
-                    .sum::<f64>();
+            let mut charge = 0.0;
+            for j in 0..n {
+                charge += row[j] * (x[j] - self.x_ref[j]);
+            }
+            q[i] = self.q_ref[i] + charge;
         }
         (t_end, stopped)
     }
@@ -351,14 +357,19 @@ impl QuiescentModel {
         s: &QuiescentScratch,
     ) -> f64 {
         let a = &a[..n];
-        let steady = self.steady_value(a, s);
-        let modes: f64 = (0..r)
-            .map(|k| {
-                let v = &self.shapes[k * n..(k + 1) * n];
-                let av: f64 = a.iter().zip(v).map(|(a, v)| a * v).sum();
-                s.coefficients[k] * av * self.tau[k] * (1.0 - s.decay[k])
-            })
-            .sum();
+        let mut steady = 0.0;
+        for i in 0..n {
+            steady += a[i] * s.x_inf[i];
+        }
+        let mut modes = 0.0;
+        for k in 0..r {
+            let v = &self.shapes[k * n..(k + 1) * n];
+            let mut av = 0.0;
+            for i in 0..n {
+                av += a[i] * v[i];
+            }
+            modes += s.coefficients[k] * av * self.tau[k] * (1.0 - s.decay[k]);
+        }
         steady * t_end + modes
     }
 
