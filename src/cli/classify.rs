@@ -412,6 +412,9 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
 
     write_outputs(&out, &report, &dataset.class_names)?;
     if args.samples > 0 {
+        if !quiet {
+            eprintln!("running the sample images again for their output traces ...");
+        }
         let results = checkpoint.pass(0).results;
         let drawn = write_samples(
             &out.join("samples"),
