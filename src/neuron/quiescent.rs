@@ -336,7 +336,12 @@ impl QuiescentModel {
     /// a·x∞ for the input of the last [`QuiescentModel::advance`] (in `s`).
     #[inline(always)]
     pub fn steady_value(&self, a: &[f64], s: &QuiescentScratch) -> f64 {
-        a.iter().zip(&s.x_inf).map(|(a, x)| a * x).sum()
+        // (A plain loop: it unrolls where `a` has the model's constant size.)
+        let mut sum = 0.0;
+        for (a, x) in a.iter().zip(&s.x_inf) {
+            sum += a * x;
+        }
+        sum
     }
 
     /// ∫ a·x dt over the step `advance` just took (length `t_end`, with its
@@ -357,10 +362,7 @@ impl QuiescentModel {
         s: &QuiescentScratch,
     ) -> f64 {
         let a = &a[..n];
-        let mut steady = 0.0;
-        for i in 0..n {
-            steady += a[i] * s.x_inf[i];
-        }
+        let steady = self.steady_value(a, s);
         let mut modes = 0.0;
         for k in 0..r {
             let v = &self.shapes[k * n..(k + 1) * n];
