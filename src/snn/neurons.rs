@@ -248,8 +248,9 @@ impl NeuronModel for RateIf {
             }
             let v0 = *v;
             *v += rate * dt;
-            let count = v.floor();
-            if count >= 1.0 {
+            // (Most steps end below one: skip the floor there.)
+            if *v >= 1.0 {
+                let count = v.floor();
                 for k in 1..=count as u64 {
                     spikes_out.push((i, (k as f64 - v0) / rate));
                 }

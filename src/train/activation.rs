@@ -589,6 +589,9 @@ impl RateCurve {
     }
 
     /// The unsmoothed interpolant and its derivative, for `i >= rheobase`.
+    /// (Inlined so that [`RateCurve::rate_hz`], which drops the derivative,
+    /// does not compute it: the spiking network calls it per neuron-step.)
+    #[inline]
     fn hermite(&self, i: f64) -> (f64, f64) {
         let (x, y, m) = (&self.knots_a, &self.knots_hz, &self.slopes);
         let n = x.len();
@@ -601,8 +604,7 @@ impl RateCurve {
                 Extrapolation::Linear => (y[n - 1] + m[n - 1] * (i - x[n - 1]), m[n - 1]),
             };
         }
-        // The interval [x[k], x[k+1]) holding i.
-        let k = x.partition_point(|&xk| xk <= i) - 1;
+        let k = self.interval(i);
         let h = x[k + 1] - x[k];
         let t = (i - x[k]) / h;
         let (t2, t3) = (t * t, t * t * t);
@@ -616,6 +618,23 @@ impl RateCurve {
         let d11 = 3.0 * t2 - 2.0 * t;
         let slope = (d00 * (y[k] - y[k + 1])) / h + d10 * m[k] + d11 * m[k + 1];
         (value, slope)
+    }
+
+    /// The k with x[k] <= i < x[k+1], for x[0] < i < x[n-1]. Measured
+    /// curves are sampled evenly, so the even-spacing guess is tried first;
+    /// a binary search settles any other spacing (the same k either way).
+    #[inline]
+    fn interval(&self, i: f64) -> usize {
+        let x = &self.knots_a;
+        let last = x.len() - 1;
+        let spacing = (x[last] - x[0]) / last as f64;
+        let guess = (((i - x[0]) / spacing) as usize).min(last - 1);
+        for k in [guess, guess.saturating_sub(1), (guess + 1).min(last - 1)] {
+            if x[k] <= i && i < x[k + 1] {
+                return k;
+            }
+        }
+        x.partition_point(|&xk| xk <= i) - 1
     }
 
     /// Activation and derivative at pre-activation `z`.
@@ -719,6 +738,36 @@ mod tests {
         }
         // Saturation beyond the last sample.
         assert_eq!(c.rate_hz_at(1e-6), (r[r.len() - 1], 0.0));
+    }
+
+    #[test]
+    fn interval_guess_agrees_with_binary_search() {
+        let (i, r) = lif_like_samples();
+        // Even samples, and the same squeezed unevenly (i² spacing).
+        let uneven: Vec<f64> = i.iter().map(|&x| x * x / 5e-9).collect();
+        for current in [i, uneven] {
+            let spec = RateCurveSpec {
+                current_a: current.clone(),
+                rate_hz: r.clone(),
+                gain_a: 1e-9,
+                offset_a: 0.0,
+                output_scale: 0.01,
+                smoothing_a: 0.0,
+                extrapolation: Extrapolation::Saturate,
+            };
+            let c = RateCurve::new(spec).unwrap();
+            let x = &c.knots_a;
+            let (lo, hi) = (x[0], x[x.len() - 1]);
+            for k in 1..4000 {
+                let at = lo + (hi - lo) * k as f64 / 4000.0;
+                let want = x.partition_point(|&xk| xk <= at) - 1;
+                assert_eq!(c.interval(at), want, "at {at} A");
+            }
+            for &knot in &x[1..x.len() - 1] {
+                let want = x.partition_point(|&xk| xk <= knot) - 1;
+                assert_eq!(c.interval(knot), want, "at knot {knot} A");
+            }
+        }
     }
 
     #[test]
