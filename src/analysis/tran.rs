@@ -463,9 +463,13 @@ pub fn run(
         x.copy_from_slice(&x_new);
         t = t_new;
         let mut restart = false;
+        // The device that jumped the state, and the state and charges
+        // before the jump, for its dissipation.
+        let mut jump: Option<(usize, Vec<f64>, Vec<f64>)> = None;
 
         if let Some((e, theta)) = event {
             let (d, k) = event_slots[e];
+            jump = Some((d, x.clone(), mna.q.clone()));
             let t_cross = t - h + theta * h;
             if let Some(sp) = &spike {
                 if sp.detector == (SpikeDetector::Reset { device: d }) {
@@ -497,6 +501,9 @@ pub fn run(
 
         if restart {
             mna.evaluate(circuit, &x, t, 1.0, false);
+            if let Some((d, x_before, q_before)) = &jump {
+                energy += circuit.devices[*d].jump_dissipation((x_before, q_before), (&x, &mna.q));
+            }
             hist.restart(t, &x, &mna.q);
             order = 1;
             steps_at_order = 0;

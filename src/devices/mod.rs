@@ -262,6 +262,13 @@ pub trait Device: DeviceClone + Send + Sync + std::fmt::Debug {
     fn fire(&mut self, _k: usize, _time: f64, _x: &mut [f64]) -> bool {
         false
     }
+    /// Energy (J) the device dissipated in the state jump its `fire` just
+    /// made, from state x with charges q (by unknown row) before to after.
+    /// A jump is an impulse of current that no time integral of
+    /// [`Device::power`] sees, so the energy accounts add this.
+    fn jump_dissipation(&self, _before: (&[f64], &[f64]), _after: (&[f64], &[f64])) -> f64 {
+        0.0
+    }
     /// The next time at which the discrete state changes on its own (end of
     /// a refractory period), if any after `time`.
     fn next_timed_change(&self, _time: f64) -> Option<f64> {

@@ -137,6 +137,20 @@ impl Device for Reset {
         }
         true
     }
+    /// The reset moves charge Q out of `mem` through itself (all of the
+    /// change in `mem`'s capacitive charge: no other element there carries
+    /// an impulse). With linear capacitors the port voltage falls linearly
+    /// in the charge moved, so ∫ v dq = ½ (v_before + v_after) · Q: for a
+    /// membrane C reset by ΔV to a fixed reference, the ½ C ΔV² that a
+    /// capacitor discharged through any switch loses.
+    fn jump_dissipation(&self, before: (&[f64], &[f64]), after: (&[f64], &[f64])) -> f64 {
+        let Some(m) = self.mem else {
+            return 0.0;
+        };
+        let port = |x: &[f64]| x[m] - self.reference.map_or(0.0, |r| x[r]);
+        let moved = before.1[m] - after.1[m];
+        0.5 * (port(before.0) + port(after.0)) * moved
+    }
     fn next_timed_change(&self, time: f64) -> Option<f64> {
         self.clamped_until.filter(|&t| t > time)
     }

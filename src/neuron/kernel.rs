@@ -504,6 +504,8 @@ struct Scratch {
     quiescent: QuiescentScratch,
     /// The delivered-power functional at this step's input.
     power: Vec<f64>,
+    /// x and q (2n) before a device's state jump, for its energy.
+    before_jump: Vec<f64>,
 }
 
 impl Work {
@@ -536,6 +538,7 @@ impl Scratch {
             bounds: Vec::with_capacity(16),
             quiescent: QuiescentScratch::default(),
             power: vec![0.0; n],
+            before_jump: vec![0.0; 2 * n],
         }
     }
 }
@@ -2509,6 +2512,7 @@ fn advance_instance(
         rec.push(&mut ctl.hist_len, t_new, &s.x_new, &s.work.q);
         t = t_new;
         let mut restart = false;
+        let mut jumped: Option<usize> = None;
 
         if let Capture::Trace(trace) = &mut s.capture {
             trace.times.push(t0 + t);
@@ -2564,9 +2568,16 @@ fn advance_instance(
                     s.spikes.push((instance, t_cross));
                 }
             }
+            if energy {
+                // (s.work.q is still the accepted point's.)
+                let (xb, qb) = s.before_jump.split_at_mut(plan.n);
+                xb.copy_from_slice(&s.x_new);
+                qb.copy_from_slice(&s.work.q);
+            }
             devs[d].fire(k, t0 + t_cross, &mut s.x_new);
             rec.r[..plan.n].copy_from_slice(&s.x_new);
             restart = true;
+            jumped = Some(d);
         }
         if lands_on_bp && timed <= t + hmin {
             for dev in devs.iter_mut() {
@@ -2582,6 +2593,15 @@ fn advance_instance(
 
         if restart {
             evaluate(devs, rec.x(0), t0 + t, &mut s.work);
+            if let (Some(d), true) = (jumped, energy) {
+                // The sources delivered, in the jump, what it dissipated
+                // and what it stored.
+                let (xb, qb) = s.before_jump.split_at(plan.n);
+                let (xa, qa) = (rec.x(0), &s.work.q[..]);
+                ctl.energy += devs[d].jump_dissipation((xb, qb), (xa, qa))
+                    + plan.stored_energy(xa, qa)
+                    - plan.stored_energy(xb, qb);
+            }
             rec.restart(&mut ctl.hist_len, &s.work.q);
             ctl.set_order(1);
             let rs = plan.restart_step();
