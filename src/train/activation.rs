@@ -668,6 +668,20 @@ mod tests {
         (current, rate)
     }
 
+    /// The samples as a curve without onset smoothing, z = 1 at 1 nA.
+    fn unsmoothed_curve(current: &[f64], rate: &[f64]) -> RateCurve {
+        RateCurve::new(RateCurveSpec {
+            current_a: current.to_vec(),
+            rate_hz: rate.to_vec(),
+            gain_a: 1e-9,
+            offset_a: 0.0,
+            output_scale: 0.01,
+            smoothing_a: 0.0,
+            extrapolation: Extrapolation::Saturate,
+        })
+        .unwrap()
+    }
+
     fn check_derivative(f: &Activation, zs: impl Iterator<Item = f64>) {
         for z in zs {
             let h = 1e-6;
@@ -716,16 +730,7 @@ mod tests {
     #[test]
     fn rate_curve_interpolates_samples_monotonically() {
         let (i, r) = lif_like_samples();
-        let spec = RateCurveSpec {
-            current_a: i.clone(),
-            rate_hz: r.clone(),
-            gain_a: 1e-9,
-            offset_a: 0.0,
-            output_scale: 0.01,
-            smoothing_a: 0.0,
-            extrapolation: Extrapolation::Saturate,
-        };
-        let c = RateCurve::new(spec).unwrap();
+        let c = unsmoothed_curve(&i, &r);
         assert_eq!(c.rheobase_a(), 1e-9);
         for (ik, rk) in i.iter().zip(&r) {
             assert!((c.rate_hz_at(*ik).0 - rk).abs() < 1e-9 * (1.0 + rk));
@@ -746,16 +751,7 @@ mod tests {
         // Even samples, and the same squeezed unevenly (i² spacing).
         let uneven: Vec<f64> = i.iter().map(|&x| x * x / 5e-9).collect();
         for current in [i, uneven] {
-            let spec = RateCurveSpec {
-                current_a: current.clone(),
-                rate_hz: r.clone(),
-                gain_a: 1e-9,
-                offset_a: 0.0,
-                output_scale: 0.01,
-                smoothing_a: 0.0,
-                extrapolation: Extrapolation::Saturate,
-            };
-            let c = RateCurve::new(spec).unwrap();
+            let c = unsmoothed_curve(&current, &r);
             let x = &c.knots_a;
             let (lo, hi) = (x[0], x[x.len() - 1]);
             for k in 1..4000 {
