@@ -595,6 +595,10 @@ impl RateCurve {
     fn hermite(&self, i: f64) -> (f64, f64) {
         let (x, y, m) = (&self.knots_a, &self.knots_hz, &self.slopes);
         let n = x.len();
+        if i.is_nan() {
+            // (No interval holds it: let it propagate, as arithmetic would.)
+            return (f64::NAN, f64::NAN);
+        }
         if i <= x[0] {
             return (y[0], 0.0);
         }
@@ -795,6 +799,8 @@ mod tests {
         // z = 1 reaches 90% of the top rate.
         let top = 0.9 * c.spec().rate_hz[20];
         assert!((c.rate_hz_at(s.gain_a + s.offset_a).0 / top - 1.0).abs() < 0.02);
+        // A NaN drive propagates (it once indexed out of bounds).
+        assert!(c.rate_hz(f64::NAN).is_nan() && c.rate_hz_at(f64::NAN).0.is_nan());
         // The value-only path is the same function.
         for k in -40..=200 {
             let i_a = k as f64 * 3e-11;

@@ -155,6 +155,17 @@ pub(crate) fn fill_net(
                 ),
             });
         }
+        // (A NaN or an infinity would flow through a network as a drive
+        // that no rate curve or circuit can take.)
+        if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::Format {
+                path: path.to_path_buf(),
+                message: format!(
+                    "tensor '{name}' holds a non-finite value ({}) at index {k}",
+                    values[k]
+                ),
+            });
+        }
         net.tensor_mut(&name)
             .expect("name listed by Net::tensors")
             .copy_from_slice(values);
@@ -374,6 +385,15 @@ mod tests {
         let e = load_model(dir.path(), "m").unwrap_err().to_string();
         assert!(
             e.contains("m.safetensors") && e.contains("conv2.weight") && e.contains("has shape"),
+            "{e}"
+        );
+        // A weight that is not a number.
+        let mut broken = net.clone();
+        broken.tensor_mut("conv3.bias").unwrap()[5] = f32::NAN;
+        save_model(dir.path(), &broken, &meta).unwrap();
+        let e = load_model(dir.path(), "m").unwrap_err().to_string();
+        assert!(
+            e.contains("m.safetensors") && e.contains("'conv3.bias'") && e.contains("index 5"),
             "{e}"
         );
         std::fs::write(dir.path().join("m.safetensors"), b"garbage").unwrap();
