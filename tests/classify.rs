@@ -671,6 +671,17 @@ fn cli_report_keys_shards_and_merge() {
     let o = c.output().unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--shard 4/3"));
+    for (args, says) in [
+        (["--limit", "0"], "--limit 0"),
+        (["--steps", "2000000"], "at most 1000000"),
+    ] {
+        let mut c = circsnn_cmd(f);
+        c.args(["--fidelity", "abstract"]).args(args);
+        let o = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
     let mut c = Command::new(env!("CARGO_BIN_EXE_circsnn"));
     c.current_dir(out.path())
         .args(["classify", "--netlist"])

@@ -342,6 +342,9 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
             meta.data_variant, dataset.variant
         );
     }
+    if args.limit == Some(0) {
+        bail!("--limit 0 leaves no image to classify");
+    }
     let total = args.limit.unwrap_or(dataset.len()).min(dataset.len());
     let range = shard_range(total, shard);
     let shape = meta.input_transform.input_shape(&dataset);

@@ -49,6 +49,9 @@ pub struct RunSettings {
     pub signed_current: bool,
 }
 
+/// The longest run a network takes, in steps.
+pub const MAX_STEPS: usize = 1_000_000;
+
 impl RunSettings {
     pub fn validate(&self) -> Result<()> {
         let err = |m: String| Err(SnnError::Settings(m));
@@ -57,6 +60,11 @@ impl RunSettings {
                 "steps must be a list of positive counts, got {:?}",
                 self.steps
             ));
+        }
+        // (The readout keeps every step's output layer, and a run of a
+        // million steps is 1,000 s of network time at the default dt.)
+        if let Some(&t) = self.steps.iter().find(|&&t| t > MAX_STEPS) {
+            return err(format!("steps may be at most {MAX_STEPS}, got {t}"));
         }
         if self.steps.windows(2).any(|w| w[1] <= w[0]) {
             return err(format!(
