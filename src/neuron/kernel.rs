@@ -411,6 +411,12 @@ struct Control {
     /// state alone, and an exact step (which sets them in closed form)
     /// usually follows. The integrator evaluates them where it takes over.
     q_stale: bool,
+    /// The newest point's algebraic unknowns (branch currents) predate a
+    /// jump, a timed change or an input change, which can move them at
+    /// once (a clamped reset's current follows the input): the power at
+    /// that point is unknown, so the next accepted step's energy takes the
+    /// power at its end alone.
+    branches_stale: bool,
     stats: KernelStats,
 }
 
@@ -2258,6 +2264,7 @@ fn advance_instance(
             .restart_step()
             .max(ctl.h_want.min(plan.restart_step() * 10.0));
         ctl.last_input = input;
+        ctl.branches_stale = true;
     }
 
     let mut t = 0.0;
@@ -2297,6 +2304,7 @@ fn advance_instance(
                 let (elapsed, stopped) =
                     qm.advance(x, q, input, dt - t, &s.bounds, &mut s.quiescent);
                 ctl.q_stale = false;
+                ctl.branches_stale = false;
                 ctl.stats.exact_steps += 1;
                 // (Only where nothing moves by itself, and not while a
                 // spike-map cell is traced.)
@@ -2497,9 +2505,15 @@ fn advance_instance(
         rec.qdot_mut().copy_from_slice(&s.c);
         if energy {
             let (old, new) = (rec.x(0), &s.x_new);
-            let p: f64 = (0..plan.n).map(|i| s.power[i] * (old[i] + new[i])).sum();
-            ctl.energy += 0.5 * h * p;
+            if ctl.branches_stale {
+                let p: f64 = (0..plan.n).map(|i| s.power[i] * new[i]).sum();
+                ctl.energy += h * p;
+            } else {
+                let p: f64 = (0..plan.n).map(|i| s.power[i] * (old[i] + new[i])).sum();
+                ctl.energy += 0.5 * h * p;
+            }
         }
+        ctl.branches_stale = false;
         if let Some(theta) = spike_theta {
             s.spikes.push((instance, t + h * theta));
             if map.is_some() {
@@ -2592,6 +2606,7 @@ fn advance_instance(
         }
 
         if restart {
+            ctl.branches_stale = true;
             evaluate(devs, rec.x(0), t0 + t, &mut s.work);
             if let (Some(d), true) = (jumped, energy) {
                 // The sources delivered, in the jump, what it dissipated
@@ -2947,6 +2962,7 @@ impl NeuronKernel {
             rest_power: 0.0,
             contraction: 1.0,
             q_stale: false,
+            branches_stale: false,
             energy: 0.0,
             stats: KernelStats::default(),
         };
