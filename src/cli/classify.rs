@@ -309,6 +309,9 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     let shard = args.shard.as_deref().map(super::parse_shard).transpose()?;
+    if args.limit == Some(0) {
+        bail!("--limit 0 leaves no image to classify");
+    }
     let settings = RunSettings {
         fidelity: args.fidelity,
         abstract_neuron: args.abstract_neuron,
@@ -341,9 +344,6 @@ pub fn run(args: ClassifyArgs, quiet: bool) -> anyhow::Result<()> {
             "warning: the model was trained on {}, the test images are {}",
             meta.data_variant, dataset.variant
         );
-    }
-    if args.limit == Some(0) {
-        bail!("--limit 0 leaves no image to classify");
     }
     let total = args.limit.unwrap_or(dataset.len()).min(dataset.len());
     let range = shard_range(total, shard);

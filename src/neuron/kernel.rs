@@ -2504,14 +2504,11 @@ fn advance_instance(
         }
         rec.qdot_mut().copy_from_slice(&s.c);
         if energy {
-            let (old, new) = (rec.x(0), &s.x_new);
-            if ctl.branches_stale {
-                let p: f64 = (0..plan.n).map(|i| s.power[i] * new[i]).sum();
-                ctl.energy += h * p;
-            } else {
-                let p: f64 = (0..plan.n).map(|i| s.power[i] * (old[i] + new[i])).sum();
-                ctl.energy += 0.5 * h * p;
-            }
+            // (Stale branch currents at the start: the end's power alone.)
+            let new = &s.x_new[..];
+            let old = if ctl.branches_stale { new } else { rec.x(0) };
+            let p: f64 = (0..plan.n).map(|i| s.power[i] * (old[i] + new[i])).sum();
+            ctl.energy += 0.5 * h * p;
         }
         ctl.branches_stale = false;
         if let Some(theta) = spike_theta {

@@ -589,9 +589,6 @@ impl RateCurve {
     }
 
     /// The unsmoothed interpolant and its derivative, for `i >= rheobase`.
-    /// (Inlined so that [`RateCurve::rate_hz`], which drops the derivative,
-    /// does not compute it: the spiking network calls it per neuron-step.)
-    #[inline]
     fn hermite(&self, i: f64) -> (f64, f64) {
         let (x, y, m) = (&self.knots_a, &self.knots_hz, &self.slopes);
         let n = x.len();
