@@ -54,6 +54,11 @@ pub struct TrainArgs {
     /// Default 0.999 (about the last 1,000 steps).
     #[arg(long, value_name = "DECAY")]
     pub weight_average: Option<f32>,
+    /// Standard deviation of Gaussian noise added to every activation's
+    /// input in training, in units of z (z = 1 is the top of the curve's
+    /// range); 0 adds none.
+    #[arg(long, default_value_t = 0.0, value_name = "SIGMA")]
+    pub activation_noise: f32,
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Seed of the initial weights, shuffles, augmentation and dropout.
@@ -514,6 +519,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         learning_rate: args.lr.unwrap_or(defaults.learning_rate),
         lr_decay: args.lr_decay.unwrap_or(defaults.lr_decay),
         weight_average: args.weight_average.unwrap_or(defaults.weight_average),
+        activation_noise: args.activation_noise,
         batch_size: args.batch_size,
         seed: args.seed,
         augment,

@@ -565,11 +565,22 @@ impl ActivationLayer {
         }
     }
 
-    pub fn forward(&mut self, x: Vec<Chunk>, train: bool) -> Vec<Chunk> {
+    /// `noise` = (stream seed, σ) adds σ·N(0, 1) to each input before the
+    /// activation, chunk `k` drawing from its own sub-stream; the derivative
+    /// is taken at the noisy input, so the noise passes through backward as
+    /// a constant shift.
+    pub fn forward(&mut self, x: Vec<Chunk>, train: bool, noise: Option<(u64, f32)>) -> Vec<Chunk> {
         let kernel = &self.kernel;
         let results: Vec<(Chunk, Vec<f32>)> = x
             .into_par_iter()
-            .map(|mut c| {
+            .enumerate()
+            .map(|(k, mut c)| {
+                if let Some((seed, sigma)) = noise {
+                    let mut rng = SplitMix64::derive(seed, &[k as u64]);
+                    for v in c.data.iter_mut() {
+                        *v += sigma * rng.normal() as f32;
+                    }
+                }
                 let mut d = if train {
                     buffer(c.data.len())
                 } else {

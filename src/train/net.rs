@@ -26,11 +26,14 @@ pub enum Layer {
 }
 
 /// Whether a forward pass trains (and with which dropout stream) or evaluates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mode {
     /// Keep what backward needs; `seed` names this step's random streams.
     Train {
         seed: u64,
+        /// Standard deviation of Gaussian noise added to every activation's
+        /// input (in units of z); 0 adds none.
+        activation_noise: f32,
     },
     Eval,
 }
@@ -159,13 +162,25 @@ impl Net {
             x = match layer {
                 Layer::Conv(l) => l.forward(x, train),
                 Layer::Dense(l) => l.forward(x, train),
-                Layer::Activation(l) => l.forward(x, train),
+                Layer::Activation(l) => l.forward(
+                    x,
+                    train,
+                    match mode {
+                        Mode::Train {
+                            seed,
+                            activation_noise,
+                        } if activation_noise > 0.0 => {
+                            Some((mix(seed, &[k as u64]), activation_noise))
+                        }
+                        _ => None,
+                    },
+                ),
                 Layer::AvgPool(l) => l.forward(x),
                 Layer::Flatten(l) => l.forward(x),
                 Layer::Dropout(l) => l.forward(
                     x,
                     match mode {
-                        Mode::Train { seed } => Some(mix(seed, &[k as u64])),
+                        Mode::Train { seed, .. } => Some(mix(seed, &[k as u64])),
                         Mode::Eval => None,
                     },
                 ),
@@ -408,11 +423,19 @@ mod tests {
 
     /// Compare analytic parameter gradients with central differences at a
     /// sample of entries of every parameter tensor.
-    fn grad_check(mut net: Net, n: usize, h: f32, tol: f64) {
+    fn grad_check(net: Net, n: usize, h: f32, tol: f64) {
+        grad_check_noisy(net, n, h, tol, 0.0)
+    }
+
+    /// As [`grad_check`], with activation noise of standard deviation `noise`.
+    fn grad_check_noisy(mut net: Net, n: usize, h: f32, tol: f64, noise: f32) {
         let x = random_vec(n * net.input_len(), 11, 1.0);
         let r = random_vec(n * net.arch.classes, 12, 1.0);
-        // Dropout must draw the same mask in every pass: fixed seed.
-        let mode = Mode::Train { seed: 99 };
+        // Dropout and noise must draw the same values in every pass: fixed seed.
+        let mode = Mode::Train {
+            seed: 99,
+            activation_noise: noise,
+        };
         net.zero_grad();
         net.forward(&x, mode);
         net.backward(&r);
@@ -573,8 +596,55 @@ mod tests {
                 (1, 5, 5),
                 3,
             );
-            grad_check(Net::new(arch, act, 4).unwrap(), 6, 2e-3, 2e-2);
+            grad_check(
+                Net::new(arch.clone(), act.clone(), 4).unwrap(),
+                6,
+                2e-3,
+                2e-2,
+            );
+            grad_check_noisy(Net::new(arch, act, 4).unwrap(), 6, 2e-3, 2e-2, 0.3);
         }
+    }
+
+    #[test]
+    fn activation_noise_is_gaussian_reproducible_and_off_in_evaluation() {
+        let arch = small_arch(
+            vec![
+                LayerSpec::Flatten,
+                LayerSpec::Dense { out_features: 400 },
+                LayerSpec::Activation,
+                LayerSpec::Dense { out_features: 2 },
+            ],
+            (1, 1, 1),
+            2,
+        );
+        let mut net = Net::new(arch, Activation::Relu, 7).unwrap();
+        // Zero weights and biases: every pre-activation is 0, so with noise
+        // σ each activation is relu(σ·N(0, 1)), of mean σ/√(2π); the second
+        // dense layer (weights 1) sums them.
+        for p in net.params_mut() {
+            let ones = p.name.starts_with("dense2.weight");
+            p.value
+                .iter_mut()
+                .for_each(|v| *v = if ones { 1.0 } else { 0.0 });
+        }
+        let x = vec![0.0f32; 50];
+        let noisy = |seed| Mode::Train {
+            seed,
+            activation_noise: 0.5,
+        };
+        let a = net.forward(&x, noisy(1));
+        assert_eq!(a, net.forward(&x, noisy(1)), "same seed, same noise");
+        assert_ne!(a, net.forward(&x, noisy(2)), "another seed, other noise");
+        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / (a.len() * 400) as f64;
+        let expected = 0.5 / (2.0 * std::f64::consts::PI).sqrt();
+        // 40,000 draws of standard deviation about 0.29: 5 standard errors.
+        assert!(
+            (mean - expected).abs() < 0.008,
+            "mean {mean}, expected {expected}"
+        );
+        let quiet = net.forward(&x, Mode::Eval);
+        assert!(quiet.iter().all(|&v| v == 0.0), "no noise in evaluation");
     }
 
     #[test]
@@ -606,7 +676,10 @@ mod tests {
         let n = 20;
         let x = random_vec(n * net.input_len(), 21, 1.0);
         let labels: Vec<u8> = (0..n).map(|k| (k % 4) as u8).collect();
-        let mode = Mode::Train { seed: 1 };
+        let mode = Mode::Train {
+            seed: 1,
+            activation_noise: 0.0,
+        };
         net.zero_grad();
         let logits = net.forward(&x, mode);
         let (_, _, d) = softmax_cross_entropy(&logits, &labels, 4, n);
@@ -672,7 +745,13 @@ mod tests {
         // A few training passes move the running statistics away from (0, 1).
         for s in 0..3 {
             let x = random_vec(40 * 25, 30 + s, 2.0);
-            net.forward(&x, Mode::Train { seed: s });
+            net.forward(
+                &x,
+                Mode::Train {
+                    seed: s,
+                    activation_noise: 0.0,
+                },
+            );
         }
         let x = random_vec(10 * 25, 40, 2.0);
         let reference = net.forward(&x, Mode::Eval);
@@ -719,7 +798,13 @@ mod tests {
                 .unwrap();
             pool.install(|| {
                 let mut net = Net::new(arch.clone(), Activation::Relu, 9).unwrap();
-                let y = net.forward(&x, Mode::Train { seed: 3 });
+                let y = net.forward(
+                    &x,
+                    Mode::Train {
+                        seed: 3,
+                        activation_noise: 0.0,
+                    },
+                );
                 net.backward(&r);
                 let grads: Vec<Vec<f32>> = net.params().iter().map(|p| p.grad.clone()).collect();
                 (y, grads)

@@ -51,6 +51,12 @@ pub struct TrainOptions {
     /// evaluated and saved; 0 turns it off and the last weights are used.
     #[serde(default)]
     pub weight_average: f32,
+    /// Standard deviation of Gaussian noise added to every activation's
+    /// input z in training (z = 1 is the top of the rate curve's range), so
+    /// that the network does not count on activity the circuits deliver
+    /// only approximately; 0 adds none.
+    #[serde(default)]
+    pub activation_noise: f32,
     /// No progress bar (it is also hidden when stderr is not a terminal).
     #[serde(skip)]
     pub quiet: bool,
@@ -71,6 +77,7 @@ impl Default for TrainOptions {
             augment: Augment::default(),
             transform: InputTransform::default(),
             weight_average: 0.0,
+            activation_noise: 0.0,
             quiet: false,
         }
     }
@@ -98,6 +105,12 @@ impl TrainOptions {
             return err(format!(
                 "weight-average decay must lie in [0, 1), got {}",
                 self.weight_average
+            ));
+        }
+        if !(self.activation_noise.is_finite() && self.activation_noise >= 0.0) {
+            return err(format!(
+                "activation noise must be >= 0, got {}",
+                self.activation_noise
             ));
         }
         if !(self.augment.rotation_deg.is_finite() && self.augment.rotation_deg >= 0.0) {
@@ -408,7 +421,11 @@ impl Trainer {
             let labels: Vec<u8> = batch.iter().map(|&k| train.labels[k]).collect();
             self.net.zero_grad();
             let dropout_seed = mix(seed, &[STREAM_DROPOUT, self.adam.step]);
-            let logits = self.net.forward(&x, Mode::Train { seed: dropout_seed });
+            let mode = Mode::Train {
+                seed: dropout_seed,
+                activation_noise: self.options.activation_noise,
+            };
+            let logits = self.net.forward(&x, mode);
             let (loss, c, d_logits) = softmax_cross_entropy(&logits, &labels, classes, batch.len());
             self.net.backward(&d_logits);
             self.adam.update(&mut self.net.params_mut());
@@ -609,6 +626,7 @@ mod tests {
             },
             transform: InputTransform::default(),
             weight_average: 0.0,
+            activation_noise: 0.0,
             quiet: true,
         }
     }
@@ -623,18 +641,28 @@ mod tests {
     #[test]
     fn learns_a_toy_problem() {
         let (train, test) = (quadrant_data(400, 1), quadrant_data(200, 2));
-        let net = Net::new(toy_arch(), Activation::SoftLif(SoftLif::default()), 3).unwrap();
-        let mut trainer = Trainer::new(net, options(4)).unwrap();
-        let before = evaluate(&mut trainer.net, &test, InputTransform::default(), 64).unwrap();
-        trainer.train(&train, Some(&test), None).unwrap();
-        let after = trainer.log.last().unwrap().test_accuracy.unwrap();
-        assert!(
-            after > 0.9 && after > before.accuracy + 0.3,
-            "accuracy {} → {after}",
-            before.accuracy
-        );
-        assert_eq!(trainer.log.len(), 4);
-        assert!(trainer.log[3].train_loss < trainer.log[0].train_loss);
+        let mut losses = Vec::new();
+        // Also with activation noise, which must reach training (another loss).
+        for activation_noise in [0.0, 0.2] {
+            let net = Net::new(toy_arch(), Activation::SoftLif(SoftLif::default()), 3).unwrap();
+            let options = TrainOptions {
+                activation_noise,
+                ..options(4)
+            };
+            let mut trainer = Trainer::new(net, options).unwrap();
+            let before = evaluate(&mut trainer.net, &test, InputTransform::default(), 64).unwrap();
+            trainer.train(&train, Some(&test), None).unwrap();
+            let after = trainer.log.last().unwrap().test_accuracy.unwrap();
+            assert!(
+                after > 0.9 && after > before.accuracy + 0.3,
+                "noise {activation_noise}: accuracy {} → {after}",
+                before.accuracy
+            );
+            assert_eq!(trainer.log.len(), 4);
+            assert!(trainer.log[3].train_loss < trainer.log[0].train_loss);
+            losses.push(trainer.log[0].train_loss);
+        }
+        assert_ne!(losses[0], losses[1]);
     }
 
     #[test]
@@ -771,6 +799,18 @@ mod tests {
             }
         )
         .is_err());
+        for noise in [-0.1, f32::NAN] {
+            let e = Trainer::new(
+                net.clone(),
+                TrainOptions {
+                    activation_noise: noise,
+                    ..options(1)
+                },
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("activation noise"), "{e}");
+        }
         let mut t = Trainer::new(net, options(1)).unwrap();
         let mut wrong = quadrant_data(10, 1);
         wrong.labels[3] = 9;
