@@ -37,13 +37,7 @@ fn step_bench(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 net.zero_grad();
-                let logits = net.forward(
-                    black_box(&x),
-                    Mode::Train {
-                        seed: 0,
-                        activation_noise: 0.0,
-                    },
-                );
+                let logits = net.forward(black_box(&x), Mode::train(0));
                 let (loss, _, d) = softmax_cross_entropy(&logits, &labels, 10, BATCH);
                 net.backward(&d);
                 adam.update(&mut net.params_mut());

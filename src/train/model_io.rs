@@ -293,13 +293,7 @@ mod tests {
         let x: Vec<f32> = (0..8 * 768)
             .map(|k| ((k * 37) % 101) as f32 / 101.0)
             .collect();
-        net.forward(
-            &x,
-            Mode::Train {
-                seed: 1,
-                activation_noise: 0.0,
-            },
-        );
+        net.forward(&x, Mode::train(1));
         let mut meta = ModelMeta::new("tiny", &net, InputTransform { grayscale: false }, "cifar10");
         meta.netlist_path = Some("neurons/mif.cir".into());
         meta.netlist_hash = Some("sha256:abc".into());

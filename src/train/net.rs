@@ -38,6 +38,24 @@ pub enum Mode {
     Eval,
 }
 
+impl Mode {
+    /// Training without activation noise.
+    pub fn train(seed: u64) -> Self {
+        Mode::Train {
+            seed,
+            activation_noise: 0.0,
+        }
+    }
+
+    /// Layer `k`'s random stream in training; None in evaluation.
+    fn layer_stream(self, k: usize) -> Option<u64> {
+        match self {
+            Mode::Train { seed, .. } => Some(mix(seed, &[k as u64])),
+            Mode::Eval => None,
+        }
+    }
+}
+
 /// A trainable network.
 #[derive(Clone, Debug)]
 pub struct Net {
@@ -162,28 +180,20 @@ impl Net {
             x = match layer {
                 Layer::Conv(l) => l.forward(x, train),
                 Layer::Dense(l) => l.forward(x, train),
-                Layer::Activation(l) => l.forward(
-                    x,
-                    train,
-                    match mode {
+                Layer::Activation(l) => {
+                    let noise = match mode {
                         Mode::Train {
-                            seed,
-                            activation_noise,
+                            activation_noise, ..
                         } if activation_noise > 0.0 => {
-                            Some((mix(seed, &[k as u64]), activation_noise))
+                            mode.layer_stream(k).map(|s| (s, activation_noise))
                         }
                         _ => None,
-                    },
-                ),
+                    };
+                    l.forward(x, train, noise)
+                }
                 Layer::AvgPool(l) => l.forward(x),
                 Layer::Flatten(l) => l.forward(x),
-                Layer::Dropout(l) => l.forward(
-                    x,
-                    match mode {
-                        Mode::Train { seed, .. } => Some(mix(seed, &[k as u64])),
-                        Mode::Eval => None,
-                    },
-                ),
+                Layer::Dropout(l) => l.forward(x, mode.layer_stream(k)),
                 Layer::BatchNorm(l) => l.forward(x, train),
             };
         }
@@ -676,10 +686,7 @@ mod tests {
         let n = 20;
         let x = random_vec(n * net.input_len(), 21, 1.0);
         let labels: Vec<u8> = (0..n).map(|k| (k % 4) as u8).collect();
-        let mode = Mode::Train {
-            seed: 1,
-            activation_noise: 0.0,
-        };
+        let mode = Mode::train(1);
         net.zero_grad();
         let logits = net.forward(&x, mode);
         let (_, _, d) = softmax_cross_entropy(&logits, &labels, 4, n);
@@ -745,13 +752,7 @@ mod tests {
         // A few training passes move the running statistics away from (0, 1).
         for s in 0..3 {
             let x = random_vec(40 * 25, 30 + s, 2.0);
-            net.forward(
-                &x,
-                Mode::Train {
-                    seed: s,
-                    activation_noise: 0.0,
-                },
-            );
+            net.forward(&x, Mode::train(s));
         }
         let x = random_vec(10 * 25, 40, 2.0);
         let reference = net.forward(&x, Mode::Eval);
@@ -798,13 +799,7 @@ mod tests {
                 .unwrap();
             pool.install(|| {
                 let mut net = Net::new(arch.clone(), Activation::Relu, 9).unwrap();
-                let y = net.forward(
-                    &x,
-                    Mode::Train {
-                        seed: 3,
-                        activation_noise: 0.0,
-                    },
-                );
+                let y = net.forward(&x, Mode::train(3));
                 net.backward(&r);
                 let grads: Vec<Vec<f32>> = net.params().iter().map(|p| p.grad.clone()).collect();
                 (y, grads)
