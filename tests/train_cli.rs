@@ -308,3 +308,70 @@ fn resume_without_checkpoint_and_bad_options_are_errors() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--augment warp"), "{}", stderr(&o));
 }
+
+/// The `activation.rate_hz` samples of a written model.
+fn model_rates(path: &Path) -> Vec<f64> {
+    read_json(path)["activation"]["rate_hz"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn latency_window_trains_on_the_spikes_of_a_short_run() {
+    let Some(data) = shared_datasets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, netlist: &str, extra: &[&str]| {
+        let mut args = vec![
+            "-q",
+            "train",
+            "--dataset",
+            "mnist",
+            "--netlist",
+            netlist,
+            "--i-max",
+            "2.4e-9",
+            "--limit-train",
+            "300",
+            "--epochs",
+            "1",
+            "--name",
+            name,
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        circsnn(&args)
+    };
+    let o = run("steady", "netlists/mif2.cir", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run("window", "netlists/mif2.cir", &["--latency-window", "0.01"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let steady = model_rates(&dir.path().join("steady.json"));
+    let window = model_rates(&dir.path().join("window.json"));
+    assert_eq!(steady.len(), window.len());
+    // The MIF2 jumps to about 75 Hz at its rheobase, where its first spike
+    // from rest takes 11 ms: a 10 ms run sees none of them. Far above it,
+    // the latency is under 1 ms and the rate is nearly kept.
+    let first = steady.iter().position(|&r| r > 0.0).unwrap();
+    assert!(steady[first] > 50.0, "{steady:?}");
+    assert_eq!(window[first], 0.0, "{window:?}");
+    for (w, s) in window.iter().zip(&steady) {
+        assert!(*w <= *s && *w >= 0.0, "{w} vs {s}");
+    }
+    let (w, s) = (window[window.len() - 1], steady[steady.len() - 1]);
+    assert!(w > 0.9 * s && w < s, "top: {w} vs {s}");
+    // An abstract baseline has no circuit to measure.
+    let o = run("lif", "lif", &["--latency-window", "0.01"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--latency-window"), "{}", stderr(&o));
+    let o = run("bad", "netlists/mif2.cir", &["--latency-window=-1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("latency window"), "{}", stderr(&o));
+}

@@ -5,7 +5,7 @@
 use super::sim::{parse_overrides, resolve_netlist};
 use crate::data::{self, Dataset, DatasetKind, Split};
 use crate::netlist::Expr;
-use crate::neuron::{rate_curve_cached, Lif, RateModel};
+use crate::neuron::{latency_weighted, rate_curve_cached, Lif, RateMeasurement, RateModel};
 use crate::train::{
     self, arch, save_model, Activation, ArchOptions, Augment, CurveFit, EpochLog, Extrapolation,
     InputTransform, ModelMeta, Net, RateCurve, SoftLif, TrainOptions, Trainer,
@@ -99,6 +99,13 @@ pub struct TrainArgs {
     /// 1 = the range alone, saturating after it (the models of sessions 1–4).
     #[arg(long, default_value_t = 3.0, value_name = "F")]
     pub curve_extent: f64,
+    /// Train on the rate a neuron delivers within a run of S seconds from
+    /// rest: its steady rate times the part of the window left after its
+    /// first-spike latency L, r·max(0, 1 − L/S). For neurons whose rate
+    /// jumps at the rheobase (MIF2), where L grows without bound and a
+    /// short run sees few of the spikes the steady rate promises.
+    #[arg(long, value_name = "S")]
+    pub latency_window: Option<f64>,
     /// Override a netlist .param: NAME=VALUE; repeatable.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
@@ -183,15 +190,28 @@ struct NeuronActivation {
 
 /// Steady-state rates (Hz) of the netlist's neuron at each current (A),
 /// measured with the batched engine (through the on-disk cache), and the
-/// SHA-256 of the netlist text.
+/// SHA-256 of the netlist text. With a latency window (s), the rates are
+/// those delivered within it ([`latency_weighted`]).
 fn measure_rates(
     path: &Path,
     overrides: &[(String, Expr)],
     currents: &[f64],
+    latency_window: Option<f64>,
     quiet: bool,
 ) -> anyhow::Result<(Vec<f64>, String)> {
     let data = rate_curve_cached(path, overrides, currents, quiet)?;
-    Ok((data.rates_hz, data.netlist_sha256))
+    let rates = match latency_window {
+        None => data.rates_hz,
+        Some(window) => latency_weighted(
+            &RateMeasurement {
+                rates_hz: data.rates_hz,
+                first_spike_s: data.first_spike_s,
+            },
+            window,
+        )
+        .context("--latency-window")?,
+    };
+    Ok((rates, data.netlist_sha256))
 }
 
 /// `n` currents evenly spaced from 0 to `top` (A).
@@ -298,6 +318,9 @@ fn neuron_activation(
     args: &TrainArgs,
     quiet: bool,
 ) -> anyhow::Result<NeuronActivation> {
+    if args.latency_window.is_some() && !matches!(source, NeuronSource::Netlist(_)) {
+        bail!("--latency-window measures a netlist's latencies; it does not apply to an abstract baseline");
+    }
     match source {
         NeuronSource::Baseline(Baseline::Relu) => Ok(NeuronActivation {
             activation: Activation::Relu,
@@ -334,11 +357,12 @@ fn neuron_activation(
             let start = Instant::now();
             let top = choose_range(
                 args.i_max,
-                |c| Ok(measure_rates(path, &overrides, c, quiet)?.0),
+                |c| Ok(measure_rates(path, &overrides, c, None, quiet)?.0),
                 &what,
             )?;
             let currents = curve_currents(top, args.curve_extent)?;
-            let (rates, netlist_hash) = measure_rates(path, &overrides, &currents, quiet)?;
+            let (rates, netlist_hash) =
+                measure_rates(path, &overrides, &currents, args.latency_window, quiet)?;
             let curve = fit_curve(currents, rates, top, args.smoothing, &what)?;
             if !quiet {
                 let spec = curve.spec();

@@ -3,7 +3,7 @@
 //! once. The key is a SHA-256 of the parsed netlist (includes spliced in),
 //! the `--param` overrides, the currents and the measurement windows.
 
-use super::rate::rate_curve;
+use super::rate::{rate_curve, response_curve, RateMeasurement};
 use crate::circuit::{self};
 use crate::netlist::{self, Expr};
 use anyhow::Context;
@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 pub const SETTLE_S: f64 = 0.02;
 pub const MEASURE_S: f64 = 0.2;
 /// Bump when the measurement changes, so old cache entries are ignored
-/// (2: the batched engine integrates with variable-order BDF, session 14).
-const CACHE_VERSION: u32 = 2;
+/// (2: the batched engine integrates with variable-order BDF, session 14;
+/// 3: first-spike latencies are recorded, session 20).
+const CACHE_VERSION: u32 = 3;
 
 /// One netlist's measured f–I curve.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -29,6 +30,9 @@ pub struct RateCurveData {
     pub overrides: Vec<String>,
     pub currents_a: Vec<f64>,
     pub rates_hz: Vec<f64>,
+    /// Time of the first spike from rest at each current (s); None where
+    /// the neuron did not fire within `settle_s + measure_s`.
+    pub first_spike_s: Vec<Option<f64>>,
     pub settle_s: f64,
     pub measure_s: f64,
     /// The lowest current that fires (at least two spikes in the
@@ -96,7 +100,10 @@ pub fn rate_curve_cached(
     }
     let circuit = circuit::elaborate(&parsed, overrides)?;
     let started = std::time::Instant::now();
-    let rates = rate_curve(&circuit, currents, SETTLE_S, MEASURE_S)
+    let RateMeasurement {
+        rates_hz: rates,
+        first_spike_s,
+    } = response_curve(&circuit, currents, SETTLE_S, MEASURE_S)
         .with_context(|| format!("rate curve of {}", netlist.display()))?;
     let rheobase_a = refine_rheobase(&circuit, currents, &rates)?;
     let n = currents.len();
@@ -111,6 +118,7 @@ pub fn rate_curve_cached(
         overrides: override_text,
         currents_a: currents.to_vec(),
         rates_hz: rates.clone(),
+        first_spike_s,
         settle_s: SETTLE_S,
         measure_s: MEASURE_S,
         rheobase_a,

@@ -30,7 +30,10 @@ pub mod workload;
 pub use abstract_models::{AnalyticMif, Lif, SpikingRelu};
 pub use cache::{rate_curve_cached, RateCurveData};
 pub use kernel::{KernelStats, NeuronKernel, NeuronOptions, SpikeMap};
-pub use rate::{rate_curve, rate_curve_with, rate_from_spikes};
+pub use rate::{
+    latency_weighted, rate_curve, rate_curve_with, rate_from_spikes, response_curve,
+    RateMeasurement,
+};
 pub use varied::VariedKernel;
 
 /// Errors of the neuron engines. Messages name the circuit (its title) and
