@@ -122,7 +122,6 @@ pub fn measure_response(
             note(i, t_settle + t);
         }
     }
-    drop(note);
     Ok(RateMeasurement {
         rates_hz: trains.iter().map(|t| rate_from_spikes(t)).collect(),
         first_spike_s,
