@@ -30,19 +30,40 @@ fn read_json(path: &Path) -> Value {
 
 /// A short MNIST run on the MIF rate curve into `out`.
 fn short_run(data: &Path, out: &Path, epochs: &str, extra: &[&str]) -> Output {
+    train_run(
+        data,
+        out,
+        "netlists/mif.cir",
+        "short",
+        "2000",
+        epochs,
+        extra,
+    )
+}
+
+/// An MNIST run on the first `limit` training images, model `name` in `out`.
+fn train_run(
+    data: &Path,
+    out: &Path,
+    netlist: &str,
+    name: &str,
+    limit: &str,
+    epochs: &str,
+    extra: &[&str],
+) -> Output {
     let mut args = vec![
         "-q",
         "train",
         "--dataset",
         "mnist",
         "--netlist",
-        "netlists/mif.cir",
+        netlist,
         "--limit-train",
-        "2000",
+        limit,
         "--epochs",
         epochs,
         "--name",
-        "short",
+        name,
         "--data",
         data.to_str().unwrap(),
         "--out",
@@ -326,28 +347,8 @@ fn latency_window_trains_on_the_spikes_of_a_short_run() {
     };
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str, netlist: &str, extra: &[&str]| {
-        let mut args = vec![
-            "-q",
-            "train",
-            "--dataset",
-            "mnist",
-            "--netlist",
-            netlist,
-            "--i-max",
-            "2.4e-9",
-            "--limit-train",
-            "300",
-            "--epochs",
-            "1",
-            "--name",
-            name,
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            dir.path().to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        circsnn(&args)
+        let extra = [&["--i-max", "2.4e-9"], extra].concat();
+        train_run(&data, dir.path(), netlist, name, "300", "1", &extra)
     };
     let o = run("steady", "netlists/mif2.cir", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
