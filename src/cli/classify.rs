@@ -124,10 +124,17 @@ fn resolve_model(
     stem: &str,
 ) -> anyhow::Result<(PathBuf, String)> {
     let split = |p: &Path| -> anyhow::Result<(PathBuf, String)> {
-        let name = p
-            .file_stem()
+        // Only the model's own extensions are stripped: a name may hold
+        // dots (`--name mnist-mif2-w0.007`).
+        let file = p
+            .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .with_context(|| format!("--model {}: not a file name", p.display()))?;
+        let name = [".json", ".safetensors"]
+            .iter()
+            .find_map(|ext| file.strip_suffix(ext))
+            .unwrap_or(&file)
+            .to_string();
         let dir = p
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -970,5 +977,20 @@ mod tests {
             default_model_files(DatasetKind::Cifar10, "lif"),
             ["cifar10-lif.json"]
         );
+    }
+
+    #[test]
+    fn model_names_may_hold_dots() {
+        let dm = DatasetKind::Mnist;
+        for given in ["m/a-w0.007", "m/a-w0.007.json", "m/a-w0.007.safetensors"] {
+            let (dir, name) = resolve_model(Some(Path::new(given)), dm, "mif").unwrap();
+            assert_eq!(
+                (dir, name.as_str()),
+                (PathBuf::from("m"), "a-w0.007"),
+                "{given}"
+            );
+        }
+        let (dir, name) = resolve_model(Some(Path::new("mnist-mif")), dm, "mif").unwrap();
+        assert_eq!((dir, name.as_str()), (PathBuf::from("."), "mnist-mif"));
     }
 }
