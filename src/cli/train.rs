@@ -5,7 +5,7 @@
 use super::sim::{parse_overrides, resolve_netlist};
 use crate::data::{self, Dataset, DatasetKind, Split};
 use crate::netlist::Expr;
-use crate::neuron::{latency_weighted, rate_curve_cached, Lif, RateMeasurement, RateModel};
+use crate::neuron::{latency_weighted, rate_curve_cached, Lif, RateModel};
 use crate::train::{
     self, arch, save_model, Activation, ArchOptions, Augment, CurveFit, EpochLog, Extrapolation,
     InputTransform, ModelMeta, Net, RateCurve, SoftLif, TrainOptions, Trainer,
@@ -202,14 +202,8 @@ fn measure_rates(
     let data = rate_curve_cached(path, overrides, currents, quiet)?;
     let rates = match latency_window {
         None => data.rates_hz,
-        Some(window) => latency_weighted(
-            &RateMeasurement {
-                rates_hz: data.rates_hz,
-                first_spike_s: data.first_spike_s,
-            },
-            window,
-        )
-        .context("--latency-window")?,
+        Some(window) => latency_weighted(&data.rates_hz, &data.first_spike_s, window)
+            .context("--latency-window")?,
     };
     Ok((rates, data.netlist_sha256))
 }

@@ -3,6 +3,7 @@
 //! once. The key is a SHA-256 of the parsed netlist (includes spliced in),
 //! the `--param` overrides, the currents and the measurement windows.
 
+use super::kernel::NeuronOptions;
 use super::rate::{rate_curve, response_curve, RateMeasurement};
 use crate::circuit::{self};
 use crate::netlist::{self, Expr};
@@ -103,8 +104,14 @@ pub fn rate_curve_cached(
     let RateMeasurement {
         rates_hz: rates,
         first_spike_s,
-    } = response_curve(&circuit, currents, SETTLE_S, MEASURE_S)
-        .with_context(|| format!("rate curve of {}", netlist.display()))?;
+    } = response_curve(
+        &circuit,
+        currents,
+        SETTLE_S,
+        MEASURE_S,
+        NeuronOptions::from_circuit(&circuit),
+    )
+    .with_context(|| format!("rate curve of {}", netlist.display()))?;
     let rheobase_a = refine_rheobase(&circuit, currents, &rates)?;
     let n = currents.len();
     let slope_at_top_hz_per_a = if n >= 2 {

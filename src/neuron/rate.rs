@@ -30,19 +30,13 @@ pub fn rate_curve(
     t_settle: f64,
     t_measure: f64,
 ) -> Result<Vec<f64>, NeuronError> {
-    Ok(response_curve(circuit, currents, t_settle, t_measure)?.rates_hz)
-}
-
-/// [`rate_curve`], with the first-spike latency at each current.
-pub fn response_curve(
-    circuit: &Circuit,
-    currents: &[f64],
-    t_settle: f64,
-    t_measure: f64,
-) -> Result<RateMeasurement, NeuronError> {
-    let opts = NeuronOptions::from_circuit(circuit);
-    let mut kernel = NeuronKernel::new(circuit, currents.len(), opts)?;
-    measure_response(&mut kernel, currents, t_settle, t_measure)
+    rate_curve_with(
+        circuit,
+        currents,
+        t_settle,
+        t_measure,
+        NeuronOptions::from_circuit(circuit),
+    )
 }
 
 /// [`rate_curve`] with explicit solver settings.
@@ -53,8 +47,19 @@ pub fn rate_curve_with(
     t_measure: f64,
     opts: NeuronOptions,
 ) -> Result<Vec<f64>, NeuronError> {
+    Ok(response_curve(circuit, currents, t_settle, t_measure, opts)?.rates_hz)
+}
+
+/// [`rate_curve_with`], with the first-spike latency at each current.
+pub fn response_curve(
+    circuit: &Circuit,
+    currents: &[f64],
+    t_settle: f64,
+    t_measure: f64,
+    opts: NeuronOptions,
+) -> Result<RateMeasurement, NeuronError> {
     let mut kernel = NeuronKernel::new(circuit, currents.len(), opts)?;
-    measure_rates(&mut kernel, currents, t_settle, t_measure)
+    measure_response(&mut kernel, currents, t_settle, t_measure)
 }
 
 /// A neuron's response to constant inputs, one entry per current.
@@ -135,7 +140,8 @@ pub fn measure_response(
 /// short network run sees far fewer spikes than the steady rate promises;
 /// this weighting keeps that out of the activation.
 pub fn latency_weighted(
-    response: &RateMeasurement,
+    rates_hz: &[f64],
+    first_spike_s: &[Option<f64>],
     window_s: f64,
 ) -> Result<Vec<f64>, NeuronError> {
     if !(window_s > 0.0 && window_s.is_finite()) {
@@ -143,10 +149,9 @@ pub fn latency_weighted(
             "the latency window must be positive and finite, got {window_s} s"
         )));
     }
-    Ok(response
-        .rates_hz
+    Ok(rates_hz
         .iter()
-        .zip(&response.first_spike_s)
+        .zip(first_spike_s)
         .map(|(&r, first)| match first {
             Some(latency) if r > 0.0 => r * (1.0 - latency / window_s).max(0.0),
             _ => 0.0,
@@ -212,13 +217,13 @@ mod tests {
             rates_hz: vec![0.0, 100.0, 100.0, 200.0, 300.0],
             first_spike_s: vec![None, Some(2e-3), Some(12e-3), Some(5e-3), None],
         };
-        let w = latency_weighted(&m, 10e-3).unwrap();
+        let w = latency_weighted(&m.rates_hz, &m.first_spike_s, 10e-3).unwrap();
         let want = [0.0, 80.0, 0.0, 100.0, 0.0];
         for (got, want) in w.iter().zip(want) {
             assert!((got - want).abs() < 1e-9, "{w:?}");
         }
         for bad in [0.0, -1e-3, f64::NAN, f64::INFINITY] {
-            assert!(latency_weighted(&m, bad).is_err());
+            assert!(latency_weighted(&m.rates_hz, &m.first_spike_s, bad).is_err());
         }
     }
 }
