@@ -368,6 +368,10 @@ fn latency_window_trains_on_the_spikes_of_a_short_run() {
     }
     let (w, s) = (window[window.len() - 1], steady[steady.len() - 1]);
     assert!(w > 0.9 * s && w < s, "top: {w} vs {s}");
+    // The window is kept in the model (classify's default steps follow it).
+    let window_of = |name: &str| read_json(&dir.path().join(name))["latency_window_s"].as_f64();
+    assert_eq!(window_of("window.json"), Some(0.01));
+    assert_eq!(window_of("steady.json"), None);
     // An abstract baseline has no circuit to measure.
     let o = run("lif", "lif", &["--latency-window", "0.01"]);
     assert_eq!(o.status.code(), Some(1));

@@ -623,6 +623,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     meta.training_log = trainer.log.clone();
     meta.test_accuracy = Some(test_accuracy);
     meta.command_line = Some(reproduction_command());
+    meta.latency_window_s = args.latency_window;
     save_model(&args.out, &model, &meta)?;
     let (weights, json) = train::model_io::model_paths(&args.out, &name);
     println!(

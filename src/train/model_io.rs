@@ -48,6 +48,11 @@ pub struct ModelMeta {
     /// The command line that reproduces the model.
     #[serde(default)]
     pub command_line: Option<String>,
+    /// The window (s) whose delivered spikes the rate curve counts
+    /// (`train --latency-window`); a spiking run of this length is what
+    /// the model is made for. None: the steady-state curve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_window_s: Option<f64>,
 }
 
 impl ModelMeta {
@@ -67,6 +72,7 @@ impl ModelMeta {
             test_accuracy: None,
             baseline: None,
             command_line: None,
+            latency_window_s: None,
         }
     }
 }
