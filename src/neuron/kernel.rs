@@ -730,6 +730,12 @@ const CELL_SEARCH_S: f64 = 2.0;
 const CELL_WINDOW_S: f64 = 10e-6;
 /// Longest transient a cell may hold (s).
 const CELL_TRANSIENT_S: f64 = 10e-3;
+/// How long after its steps have grown a cell's transient waits to become
+/// quiescent before it exits on the grown steps (s): a MIF's memristor
+/// turns off within tens of µs of that; a MIF2's reset memristor takes
+/// milliseconds, which a replay held that long would mostly cross a step
+/// boundary for.
+const QUIESCENCE_WAIT_S: f64 = 50e-6;
 
 impl Variant {
     fn new(
@@ -1510,6 +1516,8 @@ impl CellBuilder<'_> {
         // of exact steps).
         let h_exit = plan.opts.max_step * 1e-2;
         let mut exit: Option<(f64, f64)> = None;
+        // The exit by step growth, held back while quiescence may follow.
+        let mut grown: Option<(f64, f64)> = None;
         let exact_steps_before = self.ctl.stats.exact_steps;
         let mut t0 = 0.0;
         loop {
@@ -1526,22 +1534,32 @@ impl CellBuilder<'_> {
             match exit {
                 // After the spike, the fast dynamics are over once the steps
                 // have grown, or once the instance is quiescent (it took an
-                // exact step).
+                // exact step). Where quiescence follows the growth within
+                // `QUIESCENCE_WAIT_S`, the exit waits for it: a replay that
+                // ends quiescent goes on with an exact step at once, where
+                // one that ends on grown steps is integrated (a dozen steps
+                // for a MIF) until it is.
                 // The exit is placed a whole number of windows after the
                 // spike, so that neighbouring cells (aligned at their spikes)
                 // mostly share it and replays end on their stored exit states.
-                None if self.ctl.h_want >= h_exit
-                    || self.ctl.stats.exact_steps > exact_steps_before =>
-                {
+                None => {
                     if let Capture::Trace(Trace {
                         spike: Some(spike), ..
                     }) = self.s.capture
                     {
                         let after = ((t0 - spike) / CELL_WINDOW_S).ceil() * CELL_WINDOW_S;
-                        exit = Some((
+                        let here = (
                             spike + after,
                             self.ctl.h_want.max(h_exit).min(CELL_WINDOW_S),
-                        ));
+                        );
+                        if self.ctl.stats.exact_steps > exact_steps_before {
+                            exit = Some(here);
+                        } else if self.ctl.h_want >= h_exit && grown.is_none() {
+                            grown = Some(here);
+                        }
+                        if grown.is_some_and(|(t, _)| t0 >= t + QUIESCENCE_WAIT_S) {
+                            exit = grown;
+                        }
                     }
                 }
                 Some((t_exit, h)) if t0 >= 1.5 * t_exit + 2.0 * CELL_WINDOW_S => {
