@@ -585,8 +585,10 @@ struct Trace {
 ///
 /// Each cell holds, for one input I_k = (1 + ρ)^k, the entry state and the
 /// transient integrated by this engine itself (same tolerances, same
-/// device code) from there until its accepted steps have grown to
-/// `max_step`/100 (the fast dynamics are over), and as long again. A spike
+/// device code) from there until the instance is quiescent again, or its
+/// accepted steps have grown to `max_step`/100 (the fast dynamics are over)
+/// and it is not quiescent within `QUIESCENCE_WAIT_S` of that, and as long
+/// again. A spike
 /// at input I between two cells is replayed: the exit time is the later of
 /// the two cells' exits, the state there is interpolated linearly in
 /// ln I, and the integrator restarts from it. Replay is refused and the
