@@ -1539,8 +1539,8 @@ impl CellBuilder<'_> {
                 // exact step). Where quiescence follows the growth within
                 // `QUIESCENCE_WAIT_S`, the exit waits for it: a replay that
                 // ends quiescent goes on with an exact step at once, where
-                // one that ends on grown steps is integrated (a dozen steps
-                // for a MIF) until it is.
+                // one that ends on grown steps is integrated until it is
+                // (about nine steps per spike for a MIF at RELTOL=1e-3).
                 // The exit is placed a whole number of windows after the
                 // spike, so that neighbouring cells (aligned at their spikes)
                 // mostly share it and replays end on their stored exit states.
