@@ -1032,7 +1032,7 @@ fn response_tables_agree_with_integration() {
 /// quiescent, so the instance goes on with an exact step at once. (When
 /// a transient ended as soon as the integrator's steps had grown, before
 /// the memristor had turned off, each spike cost about nine integrator
-/// steps more, and this circuit ran 4.9× slower than at RELTOL=1e-6.) The
+/// steps more, and this circuit ran 5× slower than at RELTOL=1e-6.) The
 /// replayed spike counts stay within the tolerance's own error.
 #[test]
 fn default_tolerance_replays_end_quiescent() {
