@@ -1554,13 +1554,14 @@ impl CellBuilder<'_> {
                             spike + after,
                             self.ctl.h_want.max(h_exit).min(CELL_WINDOW_S),
                         );
-                        if self.ctl.stats.exact_steps > exact_steps_before {
+                        // (A wait that has run out ends the cell on grown
+                        // steps even where this window is quiescent.)
+                        if grown.is_some_and(|(t, _)| t0 >= t + QUIESCENCE_WAIT_S) {
+                            exit = grown;
+                        } else if self.ctl.stats.exact_steps > exact_steps_before {
                             exit = Some(here);
                         } else if self.ctl.h_want >= h_exit && grown.is_none() {
                             grown = Some(here);
-                        }
-                        if grown.is_some_and(|(t, _)| t0 >= t + QUIESCENCE_WAIT_S) {
-                            exit = grown;
                         }
                     }
                 }
